@@ -1,0 +1,198 @@
+"""The FastAPI application shell every service shares.
+
+:func:`create_service_app` wires problem+json errors, request ids, access logs,
+metrics, body limits, ``Idempotency-Key`` and the ``/healthz`` ``/readyz``
+``/metrics`` endpoints. :class:`ServiceRuntime` owns the connections a service
+process holds (database, Redis, NATS, token verifier) for its lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from nats.aio.client import Client as NATS
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.types import Scope
+
+from unpuzzle_common.auth import JWKSKeySource, TokenVerifier
+from unpuzzle_common.config import ServiceSettings
+from unpuzzle_common.db import create_engine, ping, session_factory
+from unpuzzle_common.errors import Unauthorized, install_problem_handlers
+from unpuzzle_common.idempotency import IdempotencyMiddleware
+from unpuzzle_common.observability import (
+    BodyLimitMiddleware,
+    RequestContextMiddleware,
+    configure_logging,
+    instrument_engine,
+    scope_header,
+    setup_tracing,
+)
+
+log = logging.getLogger("unpuzzle.app")
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+@dataclass
+class ServiceRuntime:
+    """Connections one service process holds open while it runs."""
+
+    settings: ServiceSettings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    redis: Redis
+    nats: NATS | None = None
+    closers: list[Callable[[], Any]] = field(default_factory=list)
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls, settings: ServiceSettings, *, with_nats: bool = True
+    ) -> AsyncIterator[ServiceRuntime]:
+        """Open the database pool, Redis and (optionally) NATS; close them on exit."""
+        engine = create_engine(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            application_name=settings.service_name,
+        )
+        instrument_engine(engine)
+        redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        runtime = cls(
+            settings=settings, engine=engine, sessions=session_factory(engine), redis=redis
+        )
+        if with_nats:
+            runtime.nats = await _connect_nats_in_background(settings)
+        try:
+            yield runtime
+        finally:
+            for close in reversed(runtime.closers):
+                result = close()
+                if asyncio.iscoroutine(result):
+                    await result
+            if runtime.nats is not None and not runtime.nats.is_closed:
+                await runtime.nats.close()
+            await redis.aclose()
+            await engine.dispose()
+
+    async def readiness(self) -> dict[str, str]:
+        """Each dependency's state: "ok" or why not."""
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(ping(self.engine), 2)
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"unreachable: {type(exc).__name__}"
+        try:
+            await asyncio.wait_for(self.redis.ping(), 2)
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"unreachable: {type(exc).__name__}"
+        if self.nats is not None:
+            checks["nats"] = "ok" if self.nats.is_connected else "unreachable"
+        return checks
+
+
+async def _connect_nats_in_background(settings: ServiceSettings) -> NATS:
+    """Connect to NATS, retrying forever; the service starts even while NATS is down."""
+    client = NATS()
+    try:
+        await client.connect(
+            settings.nats_url,
+            name=settings.service_name,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=1,
+            connect_timeout=2,
+            allow_reconnect=True,
+        )
+    except (nats.errors.NoServersError, OSError, TimeoutError):
+        log.warning("NATS not reachable at start-up; readiness will say so")
+    return client
+
+
+def default_token_verifier(settings: ServiceSettings) -> TokenVerifier:
+    """Verifier backed by the auth service's JWKS (what every service but auth uses)."""
+    return TokenVerifier(
+        JWKSKeySource(settings.jwks_url), issuer=settings.jwt_issuer, audience=settings.jwt_audience
+    )
+
+
+def create_service_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    version: str,
+    description: str,
+    lifespan: Lifespan,
+) -> FastAPI:
+    """A FastAPI app with everything the platform's services share.
+
+    The ``lifespan`` must set ``app.state.runtime`` (a :class:`ServiceRuntime`) and
+    ``app.state.token_verifier`` before yielding.
+    """
+    configure_logging(settings.service_name, settings.log_level)
+    setup_tracing(settings.service_name, settings.otlp_endpoint)
+    app = FastAPI(
+        title=title,
+        version=version,
+        description=description,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    install_problem_handlers(app)
+
+    async def caller_scope(scope: Scope) -> str:
+        header = scope_header(scope, b"authorization") or ""
+        kind, _, token = header.partition(" ")
+        if kind.lower() == "bearer" and token:
+            try:
+                principal = await app.state.token_verifier.verify(token.strip())
+            except Unauthorized:
+                return "anonymous"
+            return f"user:{principal.user_id}"
+        return "anonymous"
+
+    app.add_middleware(
+        IdempotencyMiddleware,
+        service=settings.service_name,
+        redis=lambda: app.state.runtime.redis,
+        caller_scope=caller_scope,
+    )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, service=settings.service_name)
+
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    _add_health_routes(app)
+    return app
+
+
+def _add_health_routes(app: FastAPI) -> None:
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        checks = await request.app.state.runtime.readiness()
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,199 @@
+"""RFC 9457 problem+json for every error path.
+
+Domain code raises :class:`Problem` subclasses (plain exceptions, no FastAPI);
+:func:`install_problem_handlers` maps them, FastAPI's validation errors, Starlette's
+HTTP errors and anything unexpected to ``application/problem+json`` responses.
+An unexpected exception answers 500 with no internals; the details go to the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://docs.unpuzzle.dev/problems/"
+
+log = logging.getLogger("unpuzzle.errors")
+
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    402: "Payment Required",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    410: "Gone",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+
+
+class Problem(Exception):
+    """An error with an HTTP meaning. Subclasses fix the status and type slug."""
+
+    status: int = 400
+    slug: str = "bad-request"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        """The problem document."""
+        doc: dict[str, Any] = {
+            "type": PROBLEM_BASE + self.slug,
+            "title": _TITLES.get(self.status, "Error"),
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            doc["instance"] = instance
+        if self.errors:
+            doc["errors"] = self.errors
+        doc.update(self.extra)
+        return doc
+
+
+class BadRequest(Problem):
+    status, slug = 400, "bad-request"
+
+
+class Unauthorized(Problem):
+    status, slug = 401, "unauthorized"
+
+    def __init__(self, detail: str = "A valid access token is required.", **kw: Any) -> None:
+        kw.setdefault("headers", {"WWW-Authenticate": "Bearer"})
+        super().__init__(detail, **kw)
+
+
+class PaymentRequired(Problem):
+    status, slug = 402, "payment-required"
+
+
+class Forbidden(Problem):
+    status, slug = 403, "forbidden"
+
+
+class NotFound(Problem):
+    status, slug = 404, "not-found"
+
+
+class Conflict(Problem):
+    status, slug = 409, "conflict"
+
+
+class ContentTooLarge(Problem):
+    status, slug = 413, "content-too-large"
+
+
+class ValidationFailed(Problem):
+    """422 with ``errors: [{field, message}]`` raised by domain code."""
+
+    status, slug = 422, "validation-failed"
+
+    @classmethod
+    def field(cls, field: str, message: str) -> ValidationFailed:
+        return cls(f"{field}: {message}", errors=[{"field": field, "message": message}])
+
+
+class TooManyRequests(Problem):
+    status, slug = 429, "too-many-requests"
+
+    def __init__(self, detail: str, *, retry_after: int, **kw: Any) -> None:
+        kw.setdefault("headers", {})["Retry-After"] = str(max(1, int(retry_after)))
+        super().__init__(detail, **kw)
+
+
+class ServiceUnavailable(Problem):
+    status, slug = 503, "service-unavailable"
+
+
+def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
+    """Render a :class:`Problem` as an HTTP response."""
+    instance = request.url.path if request is not None else None
+    return JSONResponse(
+        problem.body(instance),
+        status_code=problem.status,
+        headers=problem.headers,
+        media_type=PROBLEM_JSON,
+    )
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    # FastAPI locations start with where the value came from: body, query, path, header.
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
+        parts = parts[1:] or parts
+    return ".".join(parts)
+
+
+def _validation_message(err: dict[str, Any]) -> str:
+    if err.get("type") == "extra_forbidden":
+        return "unknown field"
+    if err.get("type") == "missing":
+        return "field required"
+    msg = str(err.get("msg", "invalid value"))
+    return msg.removeprefix("Value error, ")
+
+
+async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Problem)
+    return problem_response(exc, request)
+
+
+async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"field": _field_name(tuple(e.get("loc", ()))), "message": _validation_message(e)}
+        for e in exc.errors()
+    ]
+    if errors and errors[0]["message"] == "field required" and errors[0]["field"] == "body":
+        errors[0]["message"] = "a JSON body is required"
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]) or "invalid request"
+    return problem_response(ValidationFailed(detail, errors=errors), request)
+
+
+async def _on_http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    problem = Problem(str(exc.detail) if exc.detail else _TITLES.get(exc.status_code, "Error"))
+    problem.status = exc.status_code
+    problem.slug = _TITLES.get(exc.status_code, "error").lower().replace(" ", "-")
+    problem.headers = dict(exc.headers or {})
+    return problem_response(problem, request)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    problem = Problem("An unexpected error occurred; it has been logged.")
+    problem.status, problem.slug = 500, "internal-error"
+    return problem_response(problem, request)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Make every error path of ``app`` answer problem+json."""
+    app.add_exception_handler(Problem, _on_problem)
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(Exception, _on_unexpected)

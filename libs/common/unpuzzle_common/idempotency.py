@@ -1,0 +1,151 @@
+"""``Idempotency-Key`` for POSTs that create or charge.
+
+The same key and body from the same caller within the retention period (24 h)
+replays the first answer (status, body, ``Location``) with ``Idempotent-Replayed:
+true``; the same key with a different body is a 422; a retry that arrives while the
+first request is still running is a 409. Only answers below 500 are kept, so a
+request that failed on our side can be retried for real.
+
+Keys are scoped by the caller: the verified user id when a valid token is sent,
+otherwise the anonymous scope. Records live in Redis.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections.abc import Awaitable, Callable
+
+from redis.asyncio import Redis
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from unpuzzle_common.errors import Conflict, Problem, ValidationFailed
+from unpuzzle_common.observability import scope_header
+
+RETENTION_SECONDS = 24 * 3600
+IN_FLIGHT_SECONDS = 60
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+_REPLAYED_HEADERS = {b"content-type", b"location"}
+
+ScopeResolver = Callable[[Scope], Awaitable[str]]
+
+
+class IdempotencyMiddleware:
+    """Pure ASGI middleware applying the rules above to every POST carrying the header."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        service: str,
+        redis: Callable[[], Redis],
+        caller_scope: ScopeResolver,
+    ) -> None:
+        self.app = app
+        self.service = service
+        self.redis = redis
+        self.caller_scope = caller_scope
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        key = scope_header(scope, b"idempotency-key") if scope["type"] == "http" else None
+        if key is None or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self._handle(key, scope, receive, send)
+        except Problem as problem:
+            await _send_problem(send, problem)
+
+    async def _handle(self, key: str, scope: Scope, receive: Receive, send: Send) -> None:
+        if not _KEY.match(key):
+            raise ValidationFailed.field(
+                "Idempotency-Key", "must be 1-255 visible ASCII characters"
+            )
+        body, more = await _read_body(receive)
+        fingerprint = hashlib.sha256(
+            b"\n".join([scope["path"].encode(), scope.get("query_string", b""), body])
+        ).hexdigest()
+        caller = await self.caller_scope(scope)
+        record_key = f"idem:{self.service}:{caller}:{hashlib.sha256(key.encode()).hexdigest()}"
+        lock_key = record_key + ":lock"
+        redis = self.redis()
+
+        stored = await redis.get(record_key)
+        if stored is not None:
+            await _replay(json.loads(stored), fingerprint, send)
+            return
+        if not await redis.set(lock_key, fingerprint, nx=True, ex=IN_FLIGHT_SECONDS):
+            raise Conflict("A request with this Idempotency-Key is still being processed.")
+        try:
+            captured = await self._run(scope, body, more, send)
+            if captured["status"] < 500:
+                captured["fingerprint"] = fingerprint
+                await redis.set(record_key, json.dumps(captured), ex=RETENTION_SECONDS)
+        finally:
+            await redis.delete(lock_key)
+
+    async def _run(self, scope: Scope, body: bytes, more: Receive, send: Send) -> dict:
+        replayed = False
+
+        async def replay_receive() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await more()
+
+        captured: dict = {"status": 500, "headers": [], "body": ""}
+        chunks: list[bytes] = []
+
+        async def capture_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                captured["status"] = message["status"]
+                captured["headers"] = [
+                    [k.decode("latin-1"), v.decode("latin-1")]
+                    for k, v in message.get("headers", [])
+                    if k.lower() in _REPLAYED_HEADERS
+                ]
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+            await send(message)
+
+        await self.app(scope, replay_receive, capture_send)
+        captured["body"] = base64.b64encode(b"".join(chunks)).decode()
+        return captured
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, Receive]:
+    parts: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        parts.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    return b"".join(parts), receive
+
+
+async def _replay(record: dict, fingerprint: str, send: Send) -> None:
+    if record["fingerprint"] != fingerprint:
+        raise ValidationFailed.field(
+            "Idempotency-Key", "this key was already used with a different request body"
+        )
+    body = base64.b64decode(record["body"])
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in record["headers"]]
+    headers += [(b"idempotent-replayed", b"true"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": record["status"], "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_problem(send: Send, problem: Problem) -> None:
+    body = json.dumps(problem.body()).encode()
+    headers = [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    headers += [(k.lower().encode(), v.encode()) for k, v in problem.headers.items()]
+    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,244 @@
+"""Logs, traces and metrics every service shares.
+
+- JSON log lines carrying ``service``, ``level``, ``request_id``, ``trace_id``, ``user_id``.
+- :class:`RequestContextMiddleware`: request id (kept from ``X-Request-ID`` when sane),
+  access log, Prometheus request count and latency by route template and status.
+- :func:`setup_tracing`: OpenTelemetry with FastAPI/httpx/SQLAlchemy/Redis
+  instrumentation; spans are exported over OTLP only when an endpoint is configured.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry import trace
+from prometheus_client import Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "request_id", default=None
+)
+user_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("user_id", default=None)
+
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+HTTP_REQUESTS = Counter(
+    "http_requests_total", "HTTP requests handled", ["service", "method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request latency",
+    ["service", "method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+_STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+}
+
+
+def current_trace_id() -> str | None:
+    """Hex trace id of the active span, if any."""
+    ctx = trace.get_current_span().get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else None
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; extra attributes given to the logger are kept."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": request_id_var.get(),
+            "trace_id": current_trace_id(),
+            "user_id": user_id_var.get(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+                doc[key] = value
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return json.dumps(doc, default=str)
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    """Send every logger's records to stdout as JSON lines."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter(service))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = name != "uvicorn.access"
+
+
+class RequestContextMiddleware:
+    """Request id, access log and HTTP metrics for every request (pure ASGI)."""
+
+    def __init__(self, app: ASGIApp, *, service: str) -> None:
+        self.app = app
+        self.service = service
+        self.log = logging.getLogger("unpuzzle.access")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = scope_header(scope, b"x-request-id")
+        request_id = (
+            incoming if incoming and _SANE_REQUEST_ID.match(incoming) else str(uuid.uuid4())
+        )
+        rid_token = request_id_var.set(request_id)
+        uid_token = user_id_var.set(None)  # set once the token is verified
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope["method"]
+            HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
+            HTTP_LATENCY.labels(self.service, method, template).observe(elapsed)
+            if template not in {"/healthz", "/readyz", "/metrics"}:
+                self.log.info(
+                    "%s %s %s",
+                    method,
+                    scope["path"],
+                    status,
+                    extra={
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                        "route": template,
+                        "method": method,
+                    },
+                )
+            request_id_var.reset(rid_token)
+            user_id_var.reset(uid_token)
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over ``max_bytes`` with 413 problem+json."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = scope_header(scope, b"content-length")
+        if length and length.isdigit() and int(length) > self.max_bytes:
+            await _send_too_large(send, self.max_bytes)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except _BodyTooLarge:
+            await _send_too_large(send, self.max_bytes)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _send_too_large(send: Send, limit: int) -> None:
+    body = json.dumps(
+        {
+            "type": "https://docs.unpuzzle.dev/problems/content-too-large",
+            "title": "Content Too Large",
+            "status": 413,
+            "detail": f"The request body is larger than {limit} bytes.",
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def scope_header(scope: Scope, name: bytes) -> str | None:
+    """First value of a request header in an ASGI scope (``name`` lower-case)."""
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+_tracing_configured = False
+
+
+def setup_tracing(service: str, otlp_endpoint: str | None) -> None:
+    """Install a tracer provider once per process; export over OTLP when configured."""
+    global _tracing_configured
+    if _tracing_configured:
+        return
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    if otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
+    trace.set_tracer_provider(provider)
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    HTTPXClientInstrumentor().instrument()
+    RedisInstrumentor().instrument()
+    _tracing_configured = True
+
+
+def instrument_engine(engine: Any) -> None:
+    """Trace SQL statements of an async engine (instrumenting its sync core)."""
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+    SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)

@@ -1,0 +1,84 @@
+"""Test support shared by every service's tests.
+
+Tests run against real PostgreSQL, NATS JetStream and Redis, found through these
+environment variables (localhost defaults match the project's machines and CI):
+
+- ``UNPUZZLE_TEST_ADMIN_URL``  administrative PostgreSQL URL (default postgres@127.0.0.1)
+- ``UNPUZZLE_TEST_DATABASE``   database the tests create and use (default unpuzzle_test)
+- ``UNPUZZLE_TEST_NATS_URL``   NATS with JetStream (default nats://127.0.0.1:4222)
+- ``UNPUZZLE_TEST_REDIS_URL``  Redis (default redis://127.0.0.1:6379/15)
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from sqlalchemy import make_url
+
+from unpuzzle_common.db import libpq_url, provision_service
+from unpuzzle_common.migrations import upgrade_to_head
+
+ADMIN_URL = os.environ.get(
+    "UNPUZZLE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+DATABASE = os.environ.get("UNPUZZLE_TEST_DATABASE", "unpuzzle_test")
+NATS_URL = os.environ.get("UNPUZZLE_TEST_NATS_URL", "nats://127.0.0.1:4222")
+REDIS_URL = os.environ.get("UNPUZZLE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TEST_PASSWORD = "test-password"
+
+
+def database_admin_url(database: str = DATABASE) -> str:
+    """Administrative libpq URL pointing at the test database."""
+    return (
+        make_url(libpq_url(ADMIN_URL)).set(database=database).render_as_string(hide_password=False)
+    )
+
+
+def drop_schema(service: str, database: str = DATABASE) -> None:
+    """Remove a service's schema (and everything in it) from the test database."""
+    try:
+        conn = psycopg.connect(database_admin_url(database), autocommit=True)
+    except psycopg.OperationalError:
+        return  # the database does not exist yet: nothing to drop
+    with conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(service)))
+
+
+def fresh_service_database(service: str, service_dir: Path | None = None) -> str:
+    """Provision a clean schema for ``service``, run its migrations, return its URL."""
+    drop_schema(service)
+    url = provision_service(ADMIN_URL, service=service, password=TEST_PASSWORD, database=DATABASE)
+    if service_dir is not None:
+        upgrade_to_head(service_dir, url)
+    return url
+
+
+def truncate_schema(service: str, *, keep: tuple[str, ...] = ("alembic_version",)) -> None:
+    """Empty every table of a service's schema between tests."""
+    with psycopg.connect(database_admin_url(), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s", (service,)
+        ).fetchall()
+        tables = [r[0] for r in rows if r[0] not in keep]
+        if tables:
+            conn.execute(
+                sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
+                    sql.SQL(", ").join(sql.Identifier(service, t) for t in tables)
+                )
+            )
+
+
+def unique_prefix() -> str:
+    """A random event-subject prefix so concurrent test runs never share streams."""
+    return "t" + uuid.uuid4().hex[:10]
+
+
+async def delete_streams_with_prefix(js, prefix: str) -> None:
+    """Remove the JetStream streams a test created under ``prefix``."""
+    for info in await js.streams_info():
+        if info.config.name.lower().startswith(prefix.lower()):
+            await js.delete_stream(info.config.name)

@@ -1,0 +1,1 @@
+"""Unpuzzle auth service: users, credentials, roles, sessions and signing keys."""

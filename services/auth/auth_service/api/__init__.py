@@ -1,0 +1,1 @@
+"""Routers of the auth API (all under ``/api/v1/auth``)."""
