@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretBytes, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_DB_PASSWORD = "dev-only-password"
@@ -51,7 +51,9 @@ class ServiceSettings(BaseSettings):
         if self.env != "production":
             return self
         offending = [
-            name for name, dev_value in self.dev_secrets.items() if getattr(self, name) == dev_value
+            name
+            for name, dev_value in self.dev_secrets.items()
+            if _plain(getattr(self, name)) == dev_value
         ]
         if DEV_DB_PASSWORD in self.database_url:
             offending.append("database_url")
@@ -60,3 +62,11 @@ class ServiceSettings(BaseSettings):
                 "development secrets refused with ENV=production: " + ", ".join(sorted(offending))
             )
         return self
+
+
+def _plain(value: object) -> object:
+    # A SecretStr never equals a str, which would let a dev default through unnoticed.
+    if isinstance(value, SecretStr | SecretBytes):
+        secret = value.get_secret_value()
+        return secret.decode(errors="replace") if isinstance(secret, bytes) else secret
+    return value

@@ -154,6 +154,8 @@ def _validation_message(err: dict[str, Any]) -> str:
         return "unknown field"
     if err.get("type") == "missing":
         return "field required"
+    if err.get("type") == "json_invalid":
+        return "not valid JSON"
     msg = str(err.get("msg", "invalid value"))
     return msg.removeprefix("Value error, ")
 
@@ -163,11 +165,17 @@ async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc, request)
 
 
+def _validation_field(err: dict[str, Any]) -> str:
+    # Malformed JSON is located at ("body", <character offset>): the field is the body.
+    if err.get("type") == "json_invalid":
+        return "body"
+    return _field_name(tuple(err.get("loc", ())))
+
+
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
-        {"field": _field_name(tuple(e.get("loc", ()))), "message": _validation_message(e)}
-        for e in exc.errors()
+        {"field": _validation_field(e), "message": _validation_message(e)} for e in exc.errors()
     ]
     if errors and errors[0]["message"] == "field required" and errors[0]["field"] == "body":
         errors[0]["message"] = "a JSON body is required"

@@ -79,6 +79,12 @@ class IdempotencyMiddleware:
         if not await redis.set(lock_key, fingerprint, nx=True, ex=IN_FLIGHT_SECONDS):
             raise Conflict("A request with this Idempotency-Key is still being processed.")
         try:
+            # The first request may have stored its answer and released the lock between
+            # our lookup above and taking the lock: look again before running twice.
+            stored = await redis.get(record_key)
+            if stored is not None:
+                await _replay(json.loads(stored), fingerprint, send)
+                return
             captured = await self._run(scope, body, more, send)
             if captured["status"] < 500:
                 captured["fingerprint"] = fingerprint

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from unpuzzle_common.config import ServiceSettings
 from unpuzzle_common.db import create_engine, libpq_url, session_factory
-from unpuzzle_common.events.bus import connect, jetstream
+from unpuzzle_common.events.bus import connect, jetstream_context
 from unpuzzle_common.events.jetstream import ensure_dlq_stream, ensure_service_stream
 from unpuzzle_common.events.relay import OutboxRelay
 
@@ -45,15 +45,19 @@ async def run_worker(
     engine = create_engine(settings.database_url, pool_size=4, application_name=f"{service}-worker")
     sessions = session_factory(engine)
     nc = await connect(settings.nats_url, f"{service}-worker")
-    js = jetstream(nc)
+    js = jetstream_context(nc)
     tasks: list[asyncio.Task[None]] = []
     try:
         await ensure_dlq_stream(js, settings.events_prefix)
         if outbox is not None:
             await ensure_service_stream(js, settings.events_prefix, service)
             relay = OutboxRelay(
-                sessions, outbox, js, settings.events_prefix,
-                libpq_url(settings.database_url), service=service,
+                sessions,
+                outbox,
+                js,
+                settings.events_prefix,
+                libpq_url(settings.database_url),
+                service=service,
             )
             tasks.append(asyncio.create_task(relay.run(stop), name=f"{service}-relay"))
         for consumer in consumers(js, sessions) if consumers else ():

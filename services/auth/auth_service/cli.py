@@ -12,11 +12,8 @@ import getpass
 import os
 import sys
 from datetime import timedelta
-from pathlib import Path
 
 from auth_service.settings import Settings
-
-SERVICE_DIR = Path(__file__).resolve().parent.parent
 
 
 def _serve(settings: Settings, _: argparse.Namespace) -> None:
@@ -35,9 +32,9 @@ def _serve(settings: Settings, _: argparse.Namespace) -> None:
 
 
 def _migrate(settings: Settings, _: argparse.Namespace) -> None:
-    from unpuzzle_common.migrations import upgrade_to_head
+    from unpuzzle_common.migrations import service_dir, upgrade_to_head
 
-    upgrade_to_head(SERVICE_DIR, settings.database_url)
+    upgrade_to_head(service_dir(__file__), settings.database_url)
 
 
 def _worker(settings: Settings, _: argparse.Namespace) -> None:

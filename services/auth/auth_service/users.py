@@ -135,7 +135,7 @@ async def set_roles(session: AsyncSession, user_id: uuid.UUID, roles: list[str])
         admins = await session.scalar(
             select(func.count())
             .select_from(users)
-            .where(users.c.roles.any(ADMIN), users.c.is_active)
+            .where(users.c.roles.contains([ADMIN]), users.c.is_active)
         )
         if admins <= 1:
             raise Conflict("This is the last admin; give another account the admin role first.")

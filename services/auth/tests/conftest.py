@@ -82,3 +82,34 @@ def bearer(tokens: dict) -> dict[str, str]:
 @pytest.fixture
 def auth_header():
     return bearer
+
+
+@pytest.fixture
+def signin(client: httpx.AsyncClient):
+    async def call(
+        email: str = "ada@example.com", password: str = PASSWORD, **headers
+    ) -> httpx.Response:
+        return await client.post(
+            "/api/v1/auth/signin", json={"email": email, "password": password}, headers=headers
+        )
+
+    return call
+
+
+@pytest.fixture
+def admin(app, signin):
+    """Create an admin account directly (as `create-admin` does) and sign it in."""
+    from auth_service.users import ensure_admin
+    from unpuzzle_common.db import transaction
+
+    async def make(email: str = "root@example.com") -> dict:
+        ctx = app.state.auth
+        async with transaction(ctx.sessions) as session:
+            await ensure_admin(
+                session, ctx.hashing, email=email, password=PASSWORD, full_name="Root"
+            )
+        response = await signin(email)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    return make
