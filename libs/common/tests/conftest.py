@@ -11,13 +11,10 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
-import psycopg
 import pytest
-from psycopg import sql
 from redis.asyncio import Redis
 
-from unpuzzle_common.db import role_name
-from unpuzzle_common.testing import REDIS_URL, database_admin_url, drop_schema
+from unpuzzle_common.testing import REDIS_URL, drop_service_schema_and_role
 
 ClientFactory = Callable[..., httpx.AsyncClient]
 
@@ -62,15 +59,6 @@ def unique_name() -> Callable[[str], str]:
     return make
 
 
-def _drop_schema_and_role(service: str) -> None:
-    drop_schema(service)
-    role = role_name(service)
-    with psycopg.connect(database_admin_url(), autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
-            conn.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(role)))
-            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
-
-
 @pytest.fixture
 def drop_service() -> Iterator[Callable[[str], str]]:
     """Register a service whose schema and role are dropped after the test.
@@ -85,4 +73,4 @@ def drop_service() -> Iterator[Callable[[str], str]]:
 
     yield register
     for service in services:
-        _drop_schema_and_role(service)
+        drop_service_schema_and_role(service)

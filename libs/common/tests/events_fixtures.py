@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from psycopg import sql
 from sqlalchemy import Column, Integer, MetaData, Table, Uuid, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
 from unpuzzle_common.db import create_engine, libpq_url, role_name, session_factory
 from unpuzzle_common.events import (
     Envelope,

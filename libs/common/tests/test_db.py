@@ -7,6 +7,7 @@ roles and checks what they may and may not touch.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import psycopg
@@ -121,6 +122,8 @@ def test_role_cannot_read_or_write_another_services_schema(
 def test_role_cannot_use_the_public_schema(svc_a: Provisioned) -> None:
     with psycopg.connect(database_admin_url(), autocommit=True) as admin:
         admin.execute(f"CREATE TABLE public.{svc_a.service}_shared (id int)")
+        # Even a table everyone may read stays out of reach: the schema itself is closed.
+        admin.execute(f"GRANT SELECT ON public.{svc_a.service}_shared TO PUBLIC")
     try:
         with svc_a.connect() as conn:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
@@ -138,6 +141,23 @@ def test_role_cannot_create_schemas_or_databases(svc_a: Provisioned) -> None:
             conn.execute(f"CREATE SCHEMA {svc_a.service}_extra")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute(f"CREATE DATABASE {svc_a.service}_db")
+
+
+def test_services_provisioned_at_the_same_time_all_succeed(drop_service, unique_name) -> None:
+    # Migration Jobs of several services start together on install.
+    services = [drop_service(unique_name("svc_par")) for _ in range(6)]
+
+    def provision(service: str) -> str:
+        return provision_service(
+            ADMIN_URL, service=service, password=TEST_PASSWORD, database=DATABASE
+        )
+
+    with ThreadPoolExecutor(max_workers=len(services)) as pool:
+        urls = list(pool.map(provision, services))
+
+    for service, url in zip(services, urls, strict=True):
+        with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+            assert conn.execute("SELECT current_schema()").fetchone() == (service,)
 
 
 @pytest.mark.parametrize("bad", ["Svc", "svc-a", "svc; DROP TABLE x", "1svc"])

@@ -20,6 +20,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from prometheus_client import REGISTRY
 from sqlalchemy import Row, select, text
+
 from unpuzzle_common.events import (
     DLQ_CONSUMER,
     DLQ_DELIVERIES,

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from unpuzzle_common.events import (
     ensure_consumer,
     ensure_dlq_stream,

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+
 from unpuzzle_common.events import (
     UserRegistered,
     add_event,

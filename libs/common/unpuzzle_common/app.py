@@ -9,13 +9,13 @@ process holds (database, Redis, NATS, token verifier) for its lifespan.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import nats
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from nats.aio.client import Client as NATS
@@ -41,6 +41,9 @@ from unpuzzle_common.observability import (
 log = logging.getLogger("unpuzzle.app")
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+#: Seconds start-up waits for the first NATS connection before going on without it.
+NATS_STARTUP_WAIT = 3.0
 
 
 @dataclass
@@ -70,8 +73,9 @@ class ServiceRuntime:
         runtime = cls(
             settings=settings, engine=engine, sessions=session_factory(engine), redis=redis
         )
+        connecting: asyncio.Task[None] | None = None
         if with_nats:
-            runtime.nats = await _connect_nats_in_background(settings)
+            runtime.nats, connecting = await _connect_nats_in_background(settings)
         try:
             yield runtime
         finally:
@@ -79,6 +83,10 @@ class ServiceRuntime:
                 result = close()
                 if asyncio.iscoroutine(result):
                     await result
+            if connecting is not None and not connecting.done():
+                connecting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await connecting
             if runtime.nats is not None and not runtime.nats.is_closed:
                 await runtime.nats.close()
             await redis.aclose()
@@ -102,21 +110,42 @@ class ServiceRuntime:
         return checks
 
 
-async def _connect_nats_in_background(settings: ServiceSettings) -> NATS:
-    """Connect to NATS, retrying forever; the service starts even while NATS is down."""
+async def _connect_nats_in_background(
+    settings: ServiceSettings,
+) -> tuple[NATS, asyncio.Task[None]]:
+    """Connect to NATS, retrying forever; the service starts even while NATS is down.
+
+    Start-up waits up to :data:`NATS_STARTUP_WAIT` seconds so a reachable NATS is
+    connected before the service uses it; after that the connection attempts go on in
+    the returned task (nats-py's ``connect`` only returns once it has a server).
+    """
     client = NATS()
-    try:
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("NATS: %s", str(exc) or type(exc).__name__)
+
+    async def connect() -> None:
         await client.connect(
             settings.nats_url,
             name=settings.service_name,
+            error_cb=on_error,
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
             connect_timeout=2,
             allow_reconnect=True,
         )
-    except (nats.errors.NoServersError, OSError, TimeoutError):
-        log.warning("NATS not reachable at start-up; readiness will say so")
-    return client
+
+    task = asyncio.create_task(connect(), name=f"nats-connect:{settings.service_name}")
+    task.add_done_callback(_report_connect_failure)
+    done, _ = await asyncio.wait({task}, timeout=NATS_STARTUP_WAIT)
+    if not done:
+        log.warning("NATS not reachable at start-up; still trying, readiness will say so")
+    return client, task
+
+
+def _report_connect_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("NATS connection abandoned: %r", task.exception())
 
 
 def default_token_verifier(settings: ServiceSettings) -> TokenVerifier:

@@ -91,6 +91,9 @@ class JWKSKeySource:
         self._client = client or httpx.AsyncClient(timeout=timeout)
         self._keys: dict[str, VerificationKey] = {}
         self._fetched_at = 0.0
+        #: When a fetch was last tried, successful or not: the refresh rate limit counts
+        #: failed fetches too, so an unreachable auth service is not asked on every request.
+        self._attempted_at: float | None = None
         self._lock = asyncio.Lock()
 
     async def refresh(self) -> None:
@@ -107,16 +110,21 @@ class JWKSKeySource:
         self._keys = keys
         self._fetched_at = time.monotonic()
 
+    def _may_refresh(self) -> bool:
+        return (
+            self._attempted_at is None
+            or time.monotonic() - self._attempted_at >= self.min_refresh_interval
+        )
+
     async def __call__(self, kid: str) -> VerificationKey | None:
         age = time.monotonic() - self._fetched_at
         if kid in self._keys and age < self.ttl:
             return self._keys[kid]
-        if age >= self.min_refresh_interval or not self._fetched_at:
+        # While a fetch is in flight, wait for it rather than answer "unknown key".
+        if self._may_refresh() or self._lock.locked():
             async with self._lock:
-                if (
-                    time.monotonic() - self._fetched_at >= self.min_refresh_interval
-                    or not self._keys
-                ):
+                if self._may_refresh():  # not already done by the request we waited for
+                    self._attempted_at = time.monotonic()
                     try:
                         await self.refresh()
                     except (httpx.HTTPError, ValueError):
@@ -163,7 +171,7 @@ class TokenVerifier:
             return Principal(
                 user_id=uuid.UUID(claims["sub"]),
                 email=str(claims.get("email", "")),
-                roles=frozenset(str(r) for r in claims.get("roles", [])),
+                roles=_roles(claims.get("roles", [])),
                 token_id=str(claims["jti"]),
                 session_id=str(claims["sid"]) if claims.get("sid") else None,
             )
@@ -171,6 +179,12 @@ class TokenVerifier:
             raise Unauthorized("The access token has expired.") from exc
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise Unauthorized("The access token is not valid.") from exc
+
+
+def _roles(value: object) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
+        raise ValueError("roles must be a list of strings")
+    return frozenset(value)
 
 
 def bearer_token(request: Request) -> str | None:

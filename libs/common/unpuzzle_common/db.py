@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+#: Advisory lock key serialising provision_service across processes ("unpuzzle" in hex).
+_PROVISION_LOCK = 0x756E70757A7A6C65
 
 
 def role_name(service: str) -> str:
@@ -93,38 +95,50 @@ def provision_service(admin_url: str, *, service: str, password: str, database: 
     role = _check_identifier(role_name(service))
     _check_identifier(database)
     admin = make_url(libpq_url(admin_url))
-    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
-        ).fetchone()
-        if not exists:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-        role_exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
-        verb = "ALTER" if role_exists else "CREATE"
-        conn.execute(
-            sql.SQL(verb + " ROLE {} LOGIN PASSWORD {} NOSUPERUSER NOCREATEDB NOCREATEROLE").format(
-                sql.Identifier(role), sql.Literal(password)
-            )
-        )
-    db_url = admin.set(database=database).render_as_string(hide_password=False)
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(database))
-        )
-        conn.execute(sql.SQL("REVOKE ALL ON SCHEMA public FROM PUBLIC"))
-        conn.execute(
-            sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
-                sql.Identifier(database), sql.Identifier(role)
-            )
-        )
-        conn.execute(
-            sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}").format(
-                sql.Identifier(schema), sql.Identifier(role)
-            )
-        )
-        conn.execute(
-            sql.SQL("ALTER ROLE {} IN DATABASE {} SET search_path = {}").format(
-                sql.Identifier(role), sql.Identifier(database), sql.Identifier(schema)
-            )
-        )
+    with psycopg.connect(
+        admin.render_as_string(hide_password=False), autocommit=True
+    ) as admin_conn:
+        # Services are provisioned concurrently (one migration Job each): their GRANTs and
+        # REVOKEs on the same database and schema rows otherwise fail with "tuple
+        # concurrently updated". The lock is released when this connection closes.
+        admin_conn.execute("SELECT pg_advisory_lock(%s)", (_PROVISION_LOCK,))
+        _provision_database_and_role(admin_conn, database, role, password)
+        db_url = admin.set(database=database).render_as_string(hide_password=False)
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            _provision_schema(conn, database, schema, role)
     return service_url(admin_url, service=service, password=password, database=database)
+
+
+def _provision_database_and_role(
+    conn: psycopg.Connection, database: str, role: str, password: str
+) -> None:
+    exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+    if not exists:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+    role_exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+    verb = "ALTER" if role_exists else "CREATE"
+    conn.execute(
+        sql.SQL(verb + " ROLE {} LOGIN PASSWORD {} NOSUPERUSER NOCREATEDB NOCREATEROLE").format(
+            sql.Identifier(role), sql.Literal(password)
+        )
+    )
+
+
+def _provision_schema(conn: psycopg.Connection, database: str, schema: str, role: str) -> None:
+    conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(database)))
+    conn.execute(sql.SQL("REVOKE ALL ON SCHEMA public FROM PUBLIC"))
+    conn.execute(
+        sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
+            sql.Identifier(database), sql.Identifier(role)
+        )
+    )
+    conn.execute(
+        sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}").format(
+            sql.Identifier(schema), sql.Identifier(role)
+        )
+    )
+    conn.execute(
+        sql.SQL("ALTER ROLE {} IN DATABASE {} SET search_path = {}").format(
+            sql.Identifier(role), sql.Identifier(database), sql.Identifier(schema)
+        )
+    )

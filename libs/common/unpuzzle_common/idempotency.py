@@ -16,6 +16,7 @@ import base64
 import hashlib
 import json
 import re
+import uuid
 from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
@@ -28,6 +29,10 @@ RETENTION_SECONDS = 24 * 3600
 IN_FLIGHT_SECONDS = 60
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _REPLAYED_HEADERS = {b"content-type", b"location"}
+_RELEASE_LOCK = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
 
 ScopeResolver = Callable[[Scope], Awaitable[str]]
 
@@ -76,7 +81,8 @@ class IdempotencyMiddleware:
         if stored is not None:
             await _replay(json.loads(stored), fingerprint, send)
             return
-        if not await redis.set(lock_key, fingerprint, nx=True, ex=IN_FLIGHT_SECONDS):
+        lock_token = uuid.uuid4().hex
+        if not await redis.set(lock_key, lock_token, nx=True, ex=IN_FLIGHT_SECONDS):
             raise Conflict("A request with this Idempotency-Key is still being processed.")
         try:
             # The first request may have stored its answer and released the lock between
@@ -90,7 +96,9 @@ class IdempotencyMiddleware:
                 captured["fingerprint"] = fingerprint
                 await redis.set(record_key, json.dumps(captured), ex=RETENTION_SECONDS)
         finally:
-            await redis.delete(lock_key)
+            # Release only our own lock: a request slower than the lock's expiry must
+            # not remove the lock a later request holds now.
+            await redis.eval(_RELEASE_LOCK, 1, lock_key, lock_token)
 
     async def _run(self, scope: Scope, body: bytes, more: Receive, send: Send) -> dict:
         replayed = False

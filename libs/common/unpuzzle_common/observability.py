@@ -161,19 +161,42 @@ class BodyLimitMiddleware:
             await _send_too_large(send, self.max_bytes)
             return
         received = 0
+        exceeded = False
+        started = False  # a response start went out (the app's or our 413)
+        replaced = False  # the app's answer was swapped for the 413
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    exceeded = True
                     raise _BodyTooLarge
             return message
 
+        async def guarded_send(message: Message) -> None:
+            # Frameworks may turn the error raised from receive() into an answer of their
+            # own (FastAPI answers 400 "error parsing the body"): send the 413 instead.
+            nonlocal started, replaced
+            if replaced:
+                return
+            if exceeded and not started:
+                if message["type"] == "http.response.start":
+                    started = replaced = True
+                    await _send_too_large(send, self.max_bytes)
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
         try:
-            await self.app(scope, counting_receive, send)
-        except _BodyTooLarge:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if replaced:
+                return  # the 413 went out; the error only followed from the refused body
+            if not exceeded or started:
+                raise
             await _send_too_large(send, self.max_bytes)
 
 

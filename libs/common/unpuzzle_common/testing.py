@@ -19,7 +19,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import make_url
 
-from unpuzzle_common.db import libpq_url, provision_service
+from unpuzzle_common.db import _PROVISION_LOCK, libpq_url, provision_service, role_name
 from unpuzzle_common.migrations import upgrade_to_head
 
 ADMIN_URL = os.environ.get(
@@ -46,6 +46,23 @@ def drop_schema(service: str, database: str = DATABASE) -> None:
         return  # the database does not exist yet: nothing to drop
     with conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(service)))
+
+
+def drop_service_schema_and_role(service: str, database: str = DATABASE) -> None:
+    """Remove a service's schema and its role (what a test provisioned, undone).
+
+    Holds the provisioning lock so it cannot collide with a concurrent
+    :func:`~unpuzzle_common.db.provision_service` on the same catalog rows.
+    """
+    role = role_name(service)
+    with psycopg.connect(libpq_url(ADMIN_URL), autocommit=True) as admin:
+        admin.execute("SELECT pg_advisory_lock(%s)", (_PROVISION_LOCK,))
+        drop_schema(service, database)
+        if not admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+            return
+        with psycopg.connect(database_admin_url(database), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
 def fresh_service_database(service: str, service_dir: Path | None = None) -> str:

@@ -77,10 +77,33 @@ class _CourseVisibility(EventData):
     currency: Currency
 
 
+class PublishedLesson(BaseModel):
+    """One lesson of a published course, as consumers (media, ai) need it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    lesson_id: uuid.UUID
+    section_id: uuid.UUID | None = None
+    title: str
+    position: int | None = None
+    media_id: uuid.UUID | None = None
+    duration_seconds: int | None = None
+    #: The lesson's text (sanitised HTML or plain), for the tutor's grounding.
+    content: str | None = None
+
+
 class CoursePublished(_CourseVisibility):
-    """A course became visible to everyone (courses)."""
+    """A course became visible to everyone (courses).
+
+    Also re-emitted, as a full snapshot, whenever a published course's title or
+    lessons change, so read models (media access, tutor index) stay current.
+    ``title`` and ``lessons`` are optional additions of v1.
+    """
 
     event_type = "course.published.v1"
+
+    title: str | None = None
+    lessons: list[PublishedLesson] | None = None
 
 
 class CourseUnpublished(_CourseVisibility):
