@@ -82,9 +82,9 @@ def test_service_url_connects_as_the_service_role(svc_a: Provisioned) -> None:
 
 def test_search_path_is_the_services_own_schema(svc_a: Provisioned) -> None:
     with svc_a.connect() as conn:
-        conn.execute("CREATE TABLE lessons (id int)")
+        conn.execute("CREATE TABLE search_path_probe (id int)")
         schema = conn.execute(
-            "SELECT schemaname FROM pg_tables WHERE tablename = 'lessons'"
+            "SELECT schemaname FROM pg_tables WHERE tablename = 'search_path_probe'"
         ).fetchone()
         current = conn.execute("SELECT current_schema()").fetchone()
 

@@ -220,10 +220,23 @@ class MediaUploaded(_MediaData):
     event_type = "media.uploaded.v1"
 
 
+class TranscriptSegment(BaseModel):
+    """A timed piece of a transcript (seconds from the start)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    start: float = Field(ge=0)
+    end: float = Field(ge=0)
+    text: str
+
+
 class MediaProcessed(_MediaData):
     """A media file finished processing: duration and transcript are known (media)."""
 
     event_type = "media.processed.v1"
+
+    #: Optional addition of v1: timed segments, when the transcriber gives them.
+    transcript_segments: list[TranscriptSegment] | None = None
 
 
 class SubscriptionActivated(EventData):

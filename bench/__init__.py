@@ -1,0 +1,1 @@
+"""Load and latency benchmarks of the Unpuzzle suite (see bench/README.md)."""

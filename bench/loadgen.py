@@ -1,0 +1,386 @@
+"""HTTP load: ``wrk`` when it is installed, else a small asyncio generator.
+
+Both are closed-loop: ``connections`` keep-alive connections each send a request,
+wait for the whole answer, and send the next, for ``duration`` seconds. Latency is
+measured per request from the first byte sent to the last byte received.
+
+``wrk`` (C, one thread by default) costs far less CPU than a Python client, which
+matters on a 2-core machine where the generator shares the CPUs with the servers
+under test. The fallback is used when ``wrk`` is missing (or ``--loadgen asyncio``);
+results say which one produced them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import math
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from bench.progress import log
+from bench.stats import Distribution
+
+_MARK = "BENCH_RESULT "
+
+
+@dataclass
+class LoadResult:
+    """One load run against one URL."""
+
+    tool: str
+    label: str
+    url: str
+    method: str
+    connections: int
+    duration_s: float
+    requests: int
+    rps: float
+    p50: float
+    p90: float
+    p99: float
+    max: float
+    mean: float
+    non_2xx: int
+    socket_errors: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when every request got a 2xx answer."""
+        return self.non_2xx == 0 and self.socket_errors == 0 and self.requests > 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Request:
+    """What to send: the same method and headers, bodies taken in turn."""
+
+    url: str
+    method: str = "GET"
+    headers: dict[str, str] = field(default_factory=dict)
+    bodies: Sequence[bytes] = ()
+
+
+def wrk_available() -> bool:
+    return shutil.which("wrk") is not None
+
+
+def choose_tool(preference: str) -> str:
+    """``auto`` picks wrk when installed; ``wrk`` or ``asyncio`` force one."""
+    if preference == "asyncio":
+        return "asyncio"
+    if preference == "wrk" and not wrk_available():
+        raise SystemExit("--loadgen wrk asked for, but wrk is not installed (apt-get install wrk)")
+    return "wrk" if wrk_available() else "asyncio"
+
+
+async def run_load(
+    tool: str,
+    request: Request,
+    *,
+    label: str,
+    connections: int,
+    duration: float,
+    phase: str,
+    request_timeout: float = 10.0,
+    wrk_threads: int = 1,
+) -> LoadResult:
+    """Drive ``request`` with ``connections`` connections for ``duration`` seconds."""
+    log(
+        phase,
+        f"load {label}: {connections} connections for {duration:g}s with {tool}",
+        url=request.url,
+    )
+    if tool == "wrk":
+        result = await _run_wrk(
+            request,
+            label=label,
+            connections=connections,
+            duration=duration,
+            phase=phase,
+            request_timeout=request_timeout,
+            threads=wrk_threads,
+        )
+    else:
+        result = await _run_asyncio(
+            request,
+            label=label,
+            connections=connections,
+            duration=duration,
+            phase=phase,
+            request_timeout=request_timeout,
+        )
+    log(
+        phase,
+        f"load {label} done",
+        requests=result.requests,
+        rps=round(result.rps, 1),
+        p50_ms=round(result.p50, 3),
+        p99_ms=round(result.p99, 3),
+        non_2xx=result.non_2xx,
+        socket_errors=result.socket_errors,
+    )
+    return result
+
+
+async def _tick(phase: str, label: str, duration: float) -> None:
+    """Say how far a run is, about every quarter of it (at least every 5 s)."""
+    interval = min(5.0, max(1.0, duration / 4))
+    start = time.monotonic()
+    while True:
+        await asyncio.sleep(interval)
+        elapsed = time.monotonic() - start
+        pct = min(100, int(100 * elapsed / duration))
+        log(phase, f"load {label} {pct}%", percent=pct)
+
+
+# -- wrk ---------------------------------------------------------------------------------
+
+
+def _lua_string(value: str | bytes) -> str:
+    if isinstance(value, bytes):
+        value = value.decode()
+    return json.dumps(value)  # a JSON string is a valid Lua string literal for our inputs
+
+
+def wrk_script(request: Request) -> str:
+    """The Lua script: request setup, and a ``done`` hook printing a JSON summary."""
+    parts = urlsplit(request.url)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    lines = [f"wrk.method = {_lua_string(request.method)}"]
+    for name, value in request.headers.items():
+        lines.append(f"wrk.headers[{_lua_string(name)}] = {_lua_string(value)}")
+    if len(request.bodies) == 1:
+        lines.append(f"wrk.body = {_lua_string(request.bodies[0])}")
+    elif len(request.bodies) > 1:
+        # Several bodies: build each request in turn (one Lua state per wrk thread).
+        bodies = ", ".join(_lua_string(b) for b in request.bodies)
+        lines += [
+            f"local bodies = {{{bodies}}}",
+            "local counter = 0",
+            "request = function()",
+            "  counter = counter + 1",
+            "  local body = bodies[(counter % #bodies) + 1]",
+            f"  return wrk.format(nil, {_lua_string(path)}, nil, body)",
+            "end",
+        ]
+    lines += [
+        "done = function(summary, latency, requests)",
+        "  local e = summary.errors",
+        f'  io.write("{_MARK}" .. string.format(',
+        '    \'{"requests":%d,"duration_us":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,\' ..',
+        '    \'"max_us":%d,"mean_us":%.3f,"status":%d,"connect":%d,"read":%d,\' ..',
+        '    \'"write":%d,"timeout":%d}\\n\',',
+        "    summary.requests, summary.duration, latency:percentile(50),",
+        "    latency:percentile(90), latency:percentile(99), latency.max, latency.mean,",
+        "    e.status, e.connect, e.read, e.write, e.timeout))",
+        "end",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+async def _run_wrk(
+    request: Request,
+    *,
+    label: str,
+    connections: int,
+    duration: float,
+    phase: str,
+    request_timeout: float,
+    threads: int,
+) -> LoadResult:
+    threads = max(1, min(threads, connections))
+    with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
+        script = Path(tmp) / "bench.lua"
+        script.write_text(wrk_script(request))
+        args = [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(1, round(duration))}s",
+            f"--timeout={max(1, math.ceil(request_timeout))}s",
+            "-s",
+            str(script),
+            request.url,
+        ]
+        proc = await asyncio.create_subprocess_exec(
+            *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        ticker = asyncio.create_task(_tick(phase, label, duration))
+        try:
+            limit = duration + request_timeout + 30
+            out, err = await asyncio.wait_for(proc.communicate(), timeout=limit)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise RuntimeError(f"wrk did not finish: {label}") from None
+        except asyncio.CancelledError:  # the run was interrupted: wrk goes too
+            proc.kill()
+            await proc.wait()
+            raise
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+    text = out.decode(errors="replace")
+    line = next((x for x in text.splitlines() if x.startswith(_MARK)), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(
+            f"wrk failed ({proc.returncode}): {err.decode(errors='replace')[-500:]} {text[-500:]}"
+        )
+    doc = json.loads(line[len(_MARK) :])
+    seconds = doc["duration_us"] / 1e6
+    return LoadResult(
+        tool="wrk",
+        label=label,
+        url=request.url,
+        method=request.method,
+        connections=connections,
+        duration_s=seconds,
+        requests=doc["requests"],
+        rps=doc["requests"] / seconds if seconds else 0.0,
+        p50=doc["p50_us"] / 1000,
+        p90=doc["p90_us"] / 1000,
+        p99=doc["p99_us"] / 1000,
+        max=doc["max_us"] / 1000,
+        mean=doc["mean_us"] / 1000,
+        non_2xx=doc["status"],
+        socket_errors=doc["connect"] + doc["read"] + doc["write"] + doc["timeout"],
+        extra={"wrk_threads": threads},
+    )
+
+
+# -- asyncio fallback ---------------------------------------------------------------------
+
+
+def _raw_request(request: Request, body: bytes | None) -> bytes:
+    parts = urlsplit(request.url)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    host = parts.netloc
+    lines = [f"{request.method} {path} HTTP/1.1", f"Host: {host}"]
+    for name, value in request.headers.items():
+        lines.append(f"{name}: {value}")
+    if body is not None:
+        lines.append(f"Content-Length: {len(body)}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    return head + (body or b"")
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    """Read one HTTP/1.1 response; return (status, whether the connection stays open)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length: int | None = None
+    chunked = False
+    keep_alive = True
+    for raw in head.split(b"\r\n")[1:]:
+        name, _, value = raw.partition(b":")
+        key = name.strip().lower()
+        if key == b"content-length":
+            length = int(value.strip())
+        elif key == b"transfer-encoding" and b"chunked" in value.lower():
+            chunked = True
+        elif key == b"connection" and value.strip().lower() == b"close":
+            keep_alive = False
+    if chunked:
+        while True:
+            size_line = await reader.readuntil(b"\r\n")
+            size = int(size_line.split(b";", 1)[0].strip(), 16)
+            await reader.readexactly(size + 2)
+            if size == 0:
+                break
+    elif length is not None:
+        await reader.readexactly(length)
+    else:
+        await reader.read()  # until close
+        keep_alive = False
+    return status, keep_alive
+
+
+async def _run_asyncio(
+    request: Request,
+    *,
+    label: str,
+    connections: int,
+    duration: float,
+    phase: str,
+    request_timeout: float,
+) -> LoadResult:
+    parts = urlsplit(request.url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    payloads = [_raw_request(request, b) for b in request.bodies] or [_raw_request(request, None)]
+    rotation = itertools.cycle(payloads)
+    latencies: list[float] = []
+    counters = {"non_2xx": 0, "errors": 0}
+    start = time.perf_counter()
+    deadline = start + duration
+
+    async def connection() -> None:
+        reader = writer = None
+        while time.perf_counter() < deadline:
+            try:
+                if writer is None:
+                    reader, writer = await asyncio.wait_for(
+                        asyncio.open_connection(host, port), request_timeout
+                    )
+                t0 = time.perf_counter_ns()
+                writer.write(next(rotation))
+                async with asyncio.timeout(request_timeout):
+                    status, keep = await _read_response(reader)  # type: ignore[arg-type]
+                latencies.append((time.perf_counter_ns() - t0) / 1e6)
+                if not 200 <= status < 300:
+                    counters["non_2xx"] += 1
+                if not keep:
+                    writer.close()
+                    writer = None
+            except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
+                counters["errors"] += 1
+                if writer is not None:
+                    writer.close()
+                writer = None
+                await asyncio.sleep(0.01)
+        if writer is not None:
+            writer.close()
+
+    ticker = asyncio.create_task(_tick(phase, label, duration))
+    try:
+        everyone = asyncio.gather(*(connection() for _ in range(connections)))
+        await asyncio.wait_for(everyone, duration + request_timeout + 5)
+    finally:
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
+    seconds = time.perf_counter() - start
+    dist = Distribution.of(latencies)
+    return LoadResult(
+        tool="asyncio",
+        label=label,
+        url=request.url,
+        method=request.method,
+        connections=connections,
+        duration_s=seconds,
+        requests=len(latencies),
+        rps=len(latencies) / seconds if seconds else 0.0,
+        p50=dist.p50,
+        p90=dist.p90,
+        p99=dist.p99,
+        max=dist.max,
+        mean=dist.mean,
+        non_2xx=counters["non_2xx"],
+        socket_errors=counters["errors"],
+    )
