@@ -6,6 +6,7 @@
 #   make migrate    provision each service's role and schema and run its migrations
 #   make contracts  regenerate tests/contract/openapi/*.json from the services' code
 #   make bench      run the benchmarks (bench/run.py)
+#   make constraints  re-pin every transitive dependency (constraints.txt) from .venv
 #   make clean      remove caches and the dev stack's logs and runtime files (keeps secrets)
 # Variables: PYTHON (interpreter for the venv, default python3.11), PYTEST_ARGS,
 # UP_ARGS (extra `python -m devstack up` options, e.g. UP_ARGS="--port 9090").
@@ -20,10 +21,10 @@ UP_ARGS ?=
 TEST_PATHS := $(wildcard libs/common/tests services/*/tests gateway/tests devstack/tests \
 	tests/contract tests/e2e)
 
-.PHONY: help install up test lint format migrate contracts bench clean
+.PHONY: help install up test lint format migrate contracts bench constraints clean
 
 help:
-	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,13p' Makefile | sed 's/^# \{0,1\}//'
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +54,10 @@ contracts: $(PY)
 
 bench: $(PY)
 	@if [ -f bench/run.py ]; then $(PY) bench/run.py; else echo "bench/run.py not written yet"; fi
+
+constraints: $(PY)
+	@{ sed -n '1,2p' constraints.txt; $(PY) -m pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 clean:
 	rm -rf .pytest_cache .ruff_cache bench/out

@@ -240,6 +240,12 @@ async def test_metrics_serve_prometheus_text_with_request_counts(running, settin
         == {"service": settings.service_name, "method": "GET", "route": "/healthz", "status": "200"}
     ]
     assert healthz == [1.0]
+    pool = [
+        s
+        for s in families["db_pool_connections_in_use"].samples
+        if s.labels == {"service": settings.service_name}
+    ]
+    assert len(pool) == 1 and pool[0].value >= 0
 
 
 async def test_errors_are_problem_json_with_a_request_id(running, settings_for) -> None:

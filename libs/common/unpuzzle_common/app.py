@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from nats.aio.client import Client as NATS
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.types import Scope
@@ -39,6 +39,10 @@ from unpuzzle_common.observability import (
 )
 
 log = logging.getLogger("unpuzzle.app")
+
+DB_POOL_CHECKED_OUT = Gauge(
+    "db_pool_connections_in_use", "Database connections checked out of the pool", ["service"]
+)
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -69,6 +73,7 @@ class ServiceRuntime:
             application_name=settings.service_name,
         )
         instrument_engine(engine)
+        DB_POOL_CHECKED_OUT.labels(settings.service_name).set_function(engine.pool.checkedout)
         redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
         runtime = cls(
             settings=settings, engine=engine, sessions=session_factory(engine), redis=redis
