@@ -132,6 +132,7 @@ SERVICES: tuple[Service, ...] = (
             ),
         ),
         extra_env=_media_env,
+        jobs=(Job("cleanup-uploads", ("cleanup-uploads",), every_seconds=3600),),
     ),
     Service("ai", 8104),
     Service("payments", 8105, secrets=("STRIPE_WEBHOOK_SECRET",), extra_env=_payments_env),

@@ -237,6 +237,8 @@ class MediaProcessed(_MediaData):
 
     #: Optional addition of v1: timed segments, when the transcriber gives them.
     transcript_segments: list[TranscriptSegment] | None = None
+    #: Optional addition of v1: whether a thumbnail was made (served by media's API).
+    has_thumbnail: bool | None = None
 
 
 class SubscriptionActivated(EventData):

@@ -1,0 +1,1 @@
+"""Unpuzzle AI tutor service: grounded chat, learning agents, streaming, usage limits."""

@@ -1,0 +1,1 @@
+"""Routers of the AI API (all under ``/api/v1/ai``)."""
