@@ -1,0 +1,1 @@
+"""Unpuzzle media service: resumable uploads, processing and signed delivery of media files."""

@@ -1,0 +1,1 @@
+"""Routers of the media API (all under ``/api/v1/media``)."""

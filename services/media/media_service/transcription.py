@@ -1,0 +1,59 @@
+"""Transcripts through the OpenAI audio API (or any server that speaks it).
+
+Made only when ``MEDIA_OPENAI_API_KEY`` is set. The SDK retries connection errors,
+429 and 5xx answers with exponential backoff (``transcription_max_retries``); what
+still fails is a :class:`TranscriptionFailed` the processor may retry later.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+import openai
+
+from media_service.settings import Settings
+
+
+class TranscriptionFailed(RuntimeError):
+    """The transcription service did not deliver a transcript."""
+
+
+class Transcriber(Protocol):
+    async def transcribe(self, audio: Path) -> str: ...
+    async def aclose(self) -> None: ...
+
+
+class OpenAITranscriber:
+    """:class:`Transcriber` on ``POST /audio/transcriptions``."""
+
+    def __init__(self, settings: Settings, *, http_client: httpx.AsyncClient | None = None) -> None:
+        assert settings.openai_api_key is not None
+        self._model = settings.transcription_model
+        self._client = openai.AsyncOpenAI(
+            api_key=settings.openai_api_key.get_secret_value(),
+            base_url=settings.openai_base_url,
+            timeout=settings.transcription_timeout,
+            max_retries=settings.transcription_max_retries,
+            http_client=http_client,
+        )
+
+    async def transcribe(self, audio: Path) -> str:
+        try:
+            with audio.open("rb") as file:
+                answer = await self._client.audio.transcriptions.create(
+                    model=self._model, file=(audio.name, file), response_format="text"
+                )
+        except openai.OpenAIError as exc:
+            raise TranscriptionFailed(f"{type(exc).__name__}: {exc}") from exc
+        text = answer if isinstance(answer, str) else getattr(answer, "text", "")
+        return str(text).strip()
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def make_transcriber(settings: Settings) -> Transcriber | None:
+    """The configured transcriber, or None when transcripts are off."""
+    return OpenAITranscriber(settings) if settings.openai_api_key is not None else None
