@@ -4,6 +4,7 @@
 #   make test       every test suite, against real PostgreSQL, NATS JetStream and Redis
 #   make lint       ruff check + ruff format --check       make format   apply ruff's fixes
 #   make migrate    provision each service's role and schema and run its migrations
+#   make seed       load the demo catalog into the dev database (after make migrate / up)
 #   make contracts  regenerate tests/contract/openapi/*.json from the services' code
 #   make bench      run the benchmarks (bench/run.py)
 #   make constraints  re-pin every transitive dependency (constraints.txt) from .venv
@@ -21,10 +22,10 @@ UP_ARGS ?=
 TEST_PATHS := $(wildcard libs/common/tests services/*/tests gateway/tests devstack/tests \
 	tests/contract tests/e2e)
 
-.PHONY: help install up test lint format migrate contracts bench constraints clean
+.PHONY: help install up test lint format migrate seed contracts bench constraints clean
 
 help:
-	@sed -n '2,13p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,14p' Makefile | sed 's/^# \{0,1\}//'
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +49,9 @@ format: $(PY)
 
 migrate: $(PY)
 	$(PY) -m devstack migrate
+
+seed: $(PY)
+	eval "$$($(PY) -m devstack env courses)" && $(PY) -m courses_service seed
 
 contracts: $(PY)
 	$(PY) tests/contract/regenerate.py

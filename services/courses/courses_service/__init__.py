@@ -1,0 +1,1 @@
+"""The Unpuzzle courses service: catalog, course building, enrollments, progress, reviews."""

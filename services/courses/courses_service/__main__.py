@@ -1,0 +1,3 @@
+from courses_service.cli import main
+
+main()

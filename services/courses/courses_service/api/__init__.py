@@ -1,0 +1,1 @@
+"""HTTP routers of the courses service, one module per resource."""

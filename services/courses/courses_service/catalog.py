@@ -1,0 +1,368 @@
+"""Reading the catalog: search and browse (keyset pages), and the course document.
+
+Search is PostgreSQL full text over title (weight A) and description (weight B),
+ranked with ``ts_rank_cd``; the last word of the query also matches as a prefix, so
+"pyth" finds "Python". Each sort is a keyset over a unique key, so pages never skip
+or repeat a course while the catalog changes underneath:
+
+=========  ==========================================  =========
+sort       key                                         direction
+=========  ==========================================  =========
+newest     created_at, id                              desc
+popular    enrollment_count, id                        desc
+rating     rating_avg, rating_count, id                desc
+price      price, id                                   asc
+relevance  rank, id  (only with ``q``; its default)    desc
+=========  ==========================================  =========
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    and_,
+    cast,
+    exists,
+    func,
+    literal_column,
+    not_,
+    or_,
+    select,
+    tuple_,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from courses_service.access import visible_clause
+from courses_service.models import (
+    ACTIVE,
+    categories,
+    courses,
+    enrollments,
+    lessons,
+    sections,
+    users,
+)
+from courses_service.schemas import CourseDetail, CourseSummary
+from unpuzzle_common.auth import ADMIN, Principal
+from unpuzzle_common.errors import ValidationFailed
+from unpuzzle_common.pagination import Page, encode_cursor
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+MAX_QUERY_WORDS = 12
+
+
+@dataclass(frozen=True)
+class CatalogQuery:
+    """What a catalog request asks for (already validated at the edge)."""
+
+    q: str | None = None
+    category: uuid.UUID | str | None = None
+    instructor_id: uuid.UUID | None = None
+    price_min: int | None = None
+    price_max: int | None = None
+    free: bool | None = None
+    sort: str | None = None
+    limit: int = 20
+    cursor: dict[str, Any] | None = None
+
+    @property
+    def words(self) -> list[str]:
+        return _WORD.findall(self.q or "")[:MAX_QUERY_WORDS]
+
+    @property
+    def effective_sort(self) -> str:
+        if self.sort == "relevance" and not self.words:
+            return "newest"
+        return self.sort or ("relevance" if self.words else "newest")
+
+    def cache_params(self) -> dict[str, Any]:
+        """Everything that shapes the answer, normalised (the cache key's input)."""
+        return {
+            "q": " ".join(w.lower() for w in self.words),
+            "category": str(self.category) if self.category else None,
+            "instructor_id": str(self.instructor_id) if self.instructor_id else None,
+            "price_min": self.price_min,
+            "price_max": self.price_max,
+            "free": self.free,
+            "sort": self.effective_sort,
+            "limit": self.limit,
+            "cursor": self.cursor,
+        }
+
+
+def ts_query(words: list[str]) -> ColumnElement[Any]:
+    """``to_tsquery`` of the words ANDed, the last one also as a prefix ("pyth" → Python).
+
+    Words are ``\\w+`` runs, so no tsquery operator ever reaches PostgreSQL from a user.
+    """
+    terms = [f"'{w.lower()}'" for w in words]
+    terms[-1] += ":*"
+    return func.to_tsquery(_ENGLISH, " & ".join(terms))
+
+
+_ENGLISH = literal_column("'english'::regconfig")
+
+
+def _summary_columns() -> list[Any]:
+    return [
+        courses.c.id,
+        courses.c.slug,
+        courses.c.title,
+        courses.c.description,
+        courses.c.price,
+        courses.c.currency,
+        courses.c.is_published,
+        courses.c.published_at,
+        courses.c.instructor_id,
+        courses.c.category_id,
+        courses.c.rating_avg,
+        courses.c.rating_count,
+        courses.c.enrollment_count,
+        courses.c.lesson_count,
+        courses.c.total_duration,
+        courses.c.created_at,
+        courses.c.updated_at,
+        categories.c.name.label("category_name"),
+        categories.c.slug.label("category_slug"),
+        users.c.full_name.label("instructor_name"),
+    ]
+
+
+def _summary_from(row: Any) -> dict[str, Any]:
+    category = (
+        {"id": row.category_id, "name": row.category_name, "slug": row.category_slug}
+        if row.category_id is not None and row.category_name is not None
+        else None
+    )
+    return {
+        "id": row.id,
+        "slug": row.slug,
+        "title": row.title,
+        "description": row.description,
+        "price": row.price,
+        "currency": row.currency,
+        "is_published": row.is_published,
+        "published_at": row.published_at,
+        "category": category,
+        "instructor": {"id": row.instructor_id, "full_name": row.instructor_name},
+        "rating_avg": float(row.rating_avg),
+        "rating_count": row.rating_count,
+        "enrollment_count": row.enrollment_count,
+        "lesson_count": row.lesson_count,
+        "total_duration": row.total_duration,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    }
+
+
+def _joined() -> Any:
+    return courses.outerjoin(categories, categories.c.id == courses.c.category_id).outerjoin(
+        users, users.c.id == courses.c.instructor_id
+    )
+
+
+# -- keysets ------------------------------------------------------------------------------
+
+
+def _bad_cursor() -> ValidationFailed:
+    return ValidationFailed.field("cursor", "not a valid cursor")
+
+
+def _decode_key(sort: str, cursor: dict[str, Any]) -> tuple[Any, ...]:
+    """The typed sort key inside a cursor of ``sort``; 422 for any other cursor."""
+    if cursor.get("s") != sort or not isinstance(cursor.get("k"), list):
+        raise _bad_cursor()
+    key = cursor["k"]
+    try:
+        if sort == "newest" and len(key) == 2:
+            return (datetime.fromisoformat(key[0]), uuid.UUID(key[1]))
+        if sort == "popular" and len(key) == 2:
+            return (int(key[0]), uuid.UUID(key[1]))
+        if sort == "rating" and len(key) == 3:
+            return (Decimal(str(key[0])), int(key[1]), uuid.UUID(key[2]))
+        if sort == "price" and len(key) == 2:
+            return (int(key[0]), uuid.UUID(key[1]))
+        if sort == "relevance" and len(key) == 2:
+            return (float(key[0]), uuid.UUID(key[1]))
+    except (TypeError, ValueError, InvalidOperation) as exc:
+        raise _bad_cursor() from exc
+    raise _bad_cursor()
+
+
+def _sort_columns(sort: str, rank: ColumnElement[Any] | None) -> list[ColumnElement[Any]]:
+    if sort == "newest":
+        return [courses.c.created_at, courses.c.id]
+    if sort == "popular":
+        return [courses.c.enrollment_count, courses.c.id]
+    if sort == "rating":
+        return [courses.c.rating_avg, courses.c.rating_count, courses.c.id]
+    if sort == "price":
+        return [courses.c.price, courses.c.id]
+    assert rank is not None
+    return [rank, courses.c.id]
+
+
+def _key_of(sort: str, row: Any) -> dict[str, Any]:
+    if sort == "newest":
+        key: list[Any] = [row.created_at.isoformat(), str(row.id)]
+    elif sort == "popular":
+        key = [row.enrollment_count, str(row.id)]
+    elif sort == "rating":
+        key = [str(row.rating_avg), row.rating_count, str(row.id)]
+    elif sort == "price":
+        key = [row.price, str(row.id)]
+    else:
+        key = [row.rank, str(row.id)]
+    return {"s": sort, "k": key}
+
+
+# -- the catalog --------------------------------------------------------------------------
+
+
+def _filters(query: CatalogQuery) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if isinstance(query.category, uuid.UUID):
+        where.append(courses.c.category_id == query.category)
+    elif query.category:
+        where.append(categories.c.slug == query.category.lower())
+    if query.instructor_id is not None:
+        where.append(courses.c.instructor_id == query.instructor_id)
+    if query.price_min is not None:
+        where.append(courses.c.price >= query.price_min)
+    if query.price_max is not None:
+        where.append(courses.c.price <= query.price_max)
+    if query.free is True:
+        where.append(courses.c.price == 0)
+    elif query.free is False:
+        where.append(courses.c.price > 0)
+    return where
+
+
+async def search_catalog(
+    session: AsyncSession, query: CatalogQuery, principal: Principal | None
+) -> Page[CourseSummary]:
+    """One page of the courses the caller may see, filtered, searched and sorted."""
+    sort = query.effective_sort
+    words = query.words
+    rank: ColumnElement[Any] | None = None
+    columns = _summary_columns()
+    where = [visible_clause(principal), *_filters(query)]
+    if words:
+        tsq = ts_query(words)
+        where.append(courses.c.search_vector.op("@@")(tsq))
+        rank = cast(func.ts_rank_cd(courses.c.search_vector, tsq), Float)
+        columns.append(rank.label("rank"))
+    order = _sort_columns(sort, rank)
+    descending = sort != "price"
+    if query.cursor is not None:
+        after = _decode_key(sort, query.cursor)
+        where.append(tuple_(*order) < after if descending else tuple_(*order) > after)
+    stmt = (
+        select(*columns)
+        .select_from(_joined())
+        .where(and_(*where))
+        .order_by(*[c.desc() if descending else c.asc() for c in order])
+        .limit(query.limit + 1)
+    )
+    rows = list(await session.execute(stmt))
+    items = [CourseSummary.model_validate(_summary_from(r)) for r in rows[: query.limit]]
+    next_cursor = None
+    if len(rows) > query.limit:
+        next_cursor = encode_cursor(_key_of(sort, rows[query.limit - 1]))
+    return Page[CourseSummary](items=items, next_cursor=next_cursor)
+
+
+async def sees_only_public(session: AsyncSession, principal: Principal | None) -> bool:
+    """Whether the caller's catalog is exactly the anonymous one (so it may be cached).
+
+    True for anonymous callers and for signed-in ones who own no unpublished course
+    and are enrolled in none (most students).
+    """
+    if principal is None:
+        return True
+    if principal.has_role(ADMIN):
+        return False
+    unpublished = and_(courses.c.deleted_at.is_(None), not_(courses.c.is_published))
+    own_draft = exists().where(unpublished, courses.c.instructor_id == principal.user_id)
+    enrolled_in_draft = exists().where(
+        unpublished,
+        enrollments.c.course_id == courses.c.id,
+        enrollments.c.user_id == principal.user_id,
+        enrollments.c.status == ACTIVE,
+    )
+    extra = (await session.execute(select(or_(own_draft, enrolled_in_draft)))).scalar_one()
+    return not extra
+
+
+# -- the course document ------------------------------------------------------------------
+
+
+async def course_id_for_slug(session: AsyncSession, slug: str) -> uuid.UUID | None:
+    if len(slug) > courses.c.slug.type.length:
+        return None
+    return (
+        await session.execute(select(courses.c.id).where(courses.c.slug == slug.lower()))
+    ).scalar_one_or_none()
+
+
+async def course_document(session: AsyncSession, course_id: uuid.UUID) -> CourseDetail | None:
+    """Everything about a live course, lesson contents included (callers filter it)."""
+    row = (
+        await session.execute(
+            select(*_summary_columns())
+            .select_from(_joined())
+            .where(courses.c.id == course_id, courses.c.deleted_at.is_(None))
+        )
+    ).first()
+    if row is None:
+        return None
+    section_rows = list(
+        await session.execute(
+            select(sections.c.id, sections.c.title, sections.c.position)
+            .where(sections.c.course_id == course_id)
+            .order_by(sections.c.position)
+        )
+    )
+    lesson_rows = list(
+        await session.execute(
+            select(lessons)
+            .where(lessons.c.course_id == course_id)
+            .order_by(lessons.c.section_id, lessons.c.position)
+        )
+    )
+    by_section: dict[uuid.UUID, list[dict[str, Any]]] = {s.id: [] for s in section_rows}
+    for lesson in lesson_rows:
+        by_section.setdefault(lesson.section_id, []).append(
+            {
+                "id": lesson.id,
+                "section_id": lesson.section_id,
+                "title": lesson.title,
+                "position": lesson.position,
+                "duration_seconds": lesson.duration_seconds,
+                "media_id": lesson.media_id,
+                "content": lesson.content,
+            }
+        )
+    document = _summary_from(row)
+    document["sections"] = [
+        {"id": s.id, "title": s.title, "position": s.position, "lessons": by_section[s.id]}
+        for s in section_rows
+    ]
+    return CourseDetail.model_validate(document)
+
+
+def outline_only(document: dict[str, Any]) -> dict[str, Any]:
+    """The document without lesson contents and media (for callers without access)."""
+    for section in document["sections"]:
+        for lesson in section["lessons"]:
+            lesson["content"] = None
+            lesson["media_id"] = None
+    return document

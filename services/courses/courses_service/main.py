@@ -1,0 +1,53 @@
+"""The courses service's FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from courses_service.api import categories, courses, enrollments, progress, reviews, structure
+from courses_service.api.deps import CoursesContext
+from courses_service.cache import CourseCache
+from courses_service.settings import Settings
+from unpuzzle_common.app import ServiceRuntime, create_service_app
+from unpuzzle_common.auth import JWKSKeySource, TokenVerifier
+
+VERSION = "1.0.0"
+
+
+def create_app(settings: Settings | None = None, *, token_verifier: TokenVerifier | None = None):
+    """The app; ``token_verifier`` replaces the JWKS-backed one (tests mint their own keys)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with ServiceRuntime.open(settings) as runtime:
+            verifier = token_verifier
+            if verifier is None:
+                keys = JWKSKeySource(settings.jwks_url)
+                runtime.closers.append(keys.aclose)
+                verifier = TokenVerifier(
+                    keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+                )
+            app.state.runtime = runtime
+            app.state.token_verifier = verifier
+            app.state.courses = CoursesContext(
+                settings=settings,
+                sessions=runtime.sessions,
+                cache=CourseCache.from_settings(settings, runtime.redis),
+            )
+            yield
+
+    app = create_service_app(
+        settings,
+        title="Unpuzzle courses",
+        version=VERSION,
+        description="Catalog, course building, enrollments, progress and reviews.",
+        lifespan=lifespan,
+    )
+    # Sub-resources first: their paths are more specific than /courses/{course_ref}.
+    for module in (structure, progress, reviews, enrollments, courses, categories):
+        app.include_router(module.router)
+    return app
