@@ -121,10 +121,30 @@ class Stack:
                 warn("stack", "a dev stack child outlived it; SIGTERM", pid=pid)
                 os.kill(pid, signal.SIGTERM)
         log("stack", "dev stack stopped", returncode=proc.returncode)
+        if self.prefix:
+            await _delete_streams(self.prefix)
         if self.dev_dir is not None and proc.returncode in (0, 130, -2):
             shutil.rmtree(self.dev_dir, ignore_errors=True)
         elif self.dev_dir is not None:
             warn("stack", "kept the dev dir for its logs", dev_dir=str(self.dev_dir))
+
+
+async def _delete_streams(prefix: str) -> None:
+    """Remove the JetStream streams the bench stack created under its own prefix."""
+    from unpuzzle_common.events.bus import connect
+    from unpuzzle_common.testing import delete_streams_with_prefix
+
+    url = os.environ.get("UNPUZZLE_NATS_URL", "nats://127.0.0.1:4222")
+    try:
+        nc = await asyncio.wait_for(connect(url, "bench-cleanup"), 5)
+    except (TimeoutError, OSError) as exc:
+        warn("stack", "could not remove the bench streams", error=repr(exc))
+        return
+    try:
+        await delete_streams_with_prefix(nc.jetstream(), prefix)
+        log("stack", "removed the bench streams", prefix=prefix)
+    finally:
+        await nc.close()
 
 
 async def _wait_exit(proc: subprocess.Popen[bytes], seconds: float) -> bool:
