@@ -14,33 +14,7 @@ import sys
 from datetime import timedelta
 
 from auth_service.settings import Settings
-
-
-def _serve(settings: Settings, _: argparse.Namespace) -> None:
-    import uvicorn
-
-    from auth_service.main import create_app
-
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
-    )
-
-
-def _migrate(settings: Settings, _: argparse.Namespace) -> None:
-    from unpuzzle_common.migrations import service_dir, upgrade_to_head
-
-    upgrade_to_head(service_dir(__file__), settings.database_url)
-
-
-def _worker(settings: Settings, _: argparse.Namespace) -> None:
-    from auth_service.worker import run_worker
-
-    asyncio.run(run_worker(settings))
+from unpuzzle_common.cli import ServiceCommands
 
 
 async def _with_session(settings: Settings, work):
@@ -98,29 +72,31 @@ def _cleanup_sessions(settings: Settings, args: argparse.Namespace) -> None:
     print(f"deleted {asyncio.run(_with_session(settings, work))} expired or revoked sessions")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="auth_service", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="run the HTTP API").set_defaults(run=_serve)
-    sub.add_parser("worker", help="run the outbox relay").set_defaults(run=_worker)
-    sub.add_parser("migrate", help="apply database migrations").set_defaults(run=_migrate)
-    admin = sub.add_parser("create-admin", help="create the first admin (idempotent)")
-    admin.add_argument("--email", required=True)
-    admin.add_argument("--password", help="default: $ADMIN_PASSWORD, else asked for")
-    admin.add_argument("--full-name", default="Administrator")
-    admin.set_defaults(run=_create_admin)
-    rotate = sub.add_parser("rotate-keys", help="add a new signing key; the old one retires")
-    rotate.add_argument("--lead", type=int, help="seconds before the new key signs")
-    rotate.set_defaults(run=_rotate_keys)
-    cleanup = sub.add_parser("cleanup-sessions", help="delete long-expired sessions (job)")
-    cleanup.add_argument("--days", type=int, default=7)
-    cleanup.set_defaults(run=_cleanup_sessions)
-    args = parser.parse_args(argv)
-    settings = Settings()
-    from unpuzzle_common.observability import configure_logging
+commands = ServiceCommands(
+    "auth_service",
+    __doc__,
+    settings=Settings,
+    app="auth_service.main:create_app",
+    worker="auth_service.worker:run_worker",
+    package_file=__file__,
+    worker_help="run the outbox relay",
+)
+_admin = commands.command("create-admin", _create_admin, help="create the first admin (idempotent)")
+_admin.add_argument("--email", required=True)
+_admin.add_argument("--password", help="default: $ADMIN_PASSWORD, else asked for")
+_admin.add_argument("--full-name", default="Administrator")
+_rotate = commands.command(
+    "rotate-keys", _rotate_keys, help="add a new signing key; the old one retires"
+)
+_rotate.add_argument("--lead", type=int, help="seconds before the new key signs")
+_cleanup = commands.command(
+    "cleanup-sessions", _cleanup_sessions, help="delete long-expired sessions (job)"
+)
+_cleanup.add_argument("--days", type=int, default=7)
 
-    configure_logging(settings.service_name, settings.log_level)
-    args.run(settings, args)
+
+def main(argv: list[str] | None = None) -> None:
+    commands.main(argv)
 
 
 if __name__ == "__main__":

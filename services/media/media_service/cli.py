@@ -14,33 +14,7 @@ import sys
 from datetime import timedelta
 
 from media_service.settings import Settings
-
-
-def _serve(settings: Settings, _: argparse.Namespace) -> None:
-    import uvicorn
-
-    from media_service.main import create_app
-
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
-    )
-
-
-def _migrate(settings: Settings, _: argparse.Namespace) -> None:
-    from unpuzzle_common.migrations import service_dir, upgrade_to_head
-
-    upgrade_to_head(service_dir(__file__), settings.database_url)
-
-
-def _worker(settings: Settings, _: argparse.Namespace) -> None:
-    from media_service.worker import run_worker
-
-    asyncio.run(run_worker(settings))
+from unpuzzle_common.cli import ServiceCommands
 
 
 async def cleanup(settings: Settings, *, keep_days: int) -> str:
@@ -68,27 +42,25 @@ def _cleanup_uploads(settings: Settings, args: argparse.Namespace) -> None:
     print(asyncio.run(cleanup(settings, keep_days=args.keep_days)))
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="media_service", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="run the HTTP API").set_defaults(run=_serve)
-    sub.add_parser("worker", help="run the relay, consumers and processing").set_defaults(
-        run=_worker
-    )
-    sub.add_parser("migrate", help="apply database migrations").set_defaults(run=_migrate)
-    cleanup_parser = sub.add_parser(
-        "cleanup-uploads", help="expire abandoned uploads and abort their parts (job)"
-    )
-    cleanup_parser.add_argument(
-        "--keep-days", type=int, default=7, help="days finished upload sessions are kept"
-    )
-    cleanup_parser.set_defaults(run=_cleanup_uploads)
-    args = parser.parse_args(argv)
-    settings = Settings()
-    from unpuzzle_common.observability import configure_logging
+commands = ServiceCommands(
+    "media_service",
+    __doc__,
+    settings=Settings,
+    app="media_service.main:create_app",
+    worker="media_service.worker:run_worker",
+    package_file=__file__,
+    worker_help="run the relay, consumers and processing",
+)
+_cleanup = commands.command(
+    "cleanup-uploads", _cleanup_uploads, help="expire abandoned uploads and abort their parts (job)"
+)
+_cleanup.add_argument(
+    "--keep-days", type=int, default=7, help="days finished upload sessions are kept"
+)
 
-    configure_logging(settings.service_name, settings.log_level)
-    args.run(settings, args)
+
+def main(argv: list[str] | None = None) -> None:
+    commands.main(argv)
 
 
 if __name__ == "__main__":
