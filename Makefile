@@ -22,7 +22,7 @@ UP_ARGS ?=
 TEST_PATHS := $(wildcard libs/common/tests services/*/tests gateway/tests devstack/tests \
 	tests/contract tests/e2e)
 
-.PHONY: help install up test lint format migrate seed contracts bench constraints clean
+.PHONY: help install up test lint format migrate seed confirm-payment contracts bench constraints clean
 
 help:
 	@sed -n '2,14p' Makefile | sed 's/^# \{0,1\}//'
@@ -52,6 +52,9 @@ migrate: $(PY)
 
 seed: $(PY)
 	eval "$$($(PY) -m devstack env courses)" && $(PY) -m courses_service seed
+
+confirm-payment: $(PY)  # dev: pay PAYMENT=<payment id> as Stripe would (signed webhook)
+	eval "$$($(PY) -m devstack env payments)" && $(PY) -m payments_service confirm $(PAYMENT)
 
 contracts: $(PY)
 	$(PY) tests/contract/regenerate.py

@@ -109,7 +109,13 @@ def _media_env(ctx: StackContext) -> dict[str, str]:
 def _payments_env(ctx: StackContext) -> dict[str, str]:
     # A webhook secret given in the environment wins over the generated dev one.
     secret = ctx.environ.get("STRIPE_WEBHOOK_SECRET") or ctx.secrets["STRIPE_WEBHOOK_SECRET"]
-    return {"PAYMENTS_STRIPE_WEBHOOK_SECRET": secret}
+    return {
+        "PAYMENTS_STRIPE_WEBHOOK_SECRET": secret,
+        # payments_service.fake_stripe: a local Stripe-compatible server, objects in memory.
+        "PAYMENTS_STRIPE_API_BASE": f"http://127.0.0.1:{ctx.sidecar_ports['payments-stripe']}",
+        # Where `python -m payments_service confirm` delivers its signed webhook.
+        "PAYMENTS_WEBHOOK_URL": f"{ctx.gateway_url}/api/v1/payments/webhooks/stripe",
+    }
 
 
 SERVICES: tuple[Service, ...] = (
@@ -135,7 +141,20 @@ SERVICES: tuple[Service, ...] = (
         jobs=(Job("cleanup-uploads", ("cleanup-uploads",), every_seconds=3600),),
     ),
     Service("ai", 8104),
-    Service("payments", 8105, secrets=("STRIPE_WEBHOOK_SECRET",), extra_env=_payments_env),
+    Service(
+        "payments",
+        8105,
+        sidecars=(
+            Sidecar(
+                "payments-stripe",
+                ("payments_service.fake_stripe", "--port", "{port}"),
+                port=12111,
+            ),
+        ),
+        secrets=("STRIPE_WEBHOOK_SECRET",),
+        extra_env=_payments_env,
+        jobs=(Job("expire-subscriptions", ("expire-subscriptions",), every_seconds=3600),),
+    ),
     Service("analytics", 8106),
 )
 

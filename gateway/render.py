@@ -81,6 +81,7 @@ ROUTE_RULES: tuple[RouteRule, ...] = (
     RouteRule(GET, "/api/v1/courses", OPTIONAL, subpaths=True),
     # Stripe signs its webhooks; payments verifies the signature.
     RouteRule(("POST",), "/api/v1/payments/webhooks/stripe", PUBLIC),
+    RouteRule(GET, "/api/v1/payments/plans", PUBLIC),
     # The gateway's own routes.
     RouteRule(GET, "/healthz", PUBLIC),
     RouteRule(GET, "/api/v1/openapi.json", PUBLIC),

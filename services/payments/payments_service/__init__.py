@@ -1,0 +1,1 @@
+"""Unpuzzle payments service: course purchases with Stripe, refunds, plans, subscriptions."""

@@ -1,0 +1,3 @@
+from payments_service.cli import main
+
+main()

@@ -1,0 +1,3 @@
+from payments_service.fake_stripe import main
+
+main()
