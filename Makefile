@@ -58,6 +58,7 @@ confirm-payment: $(PY)  # dev: pay PAYMENT=<payment id> as Stripe would (signed 
 
 contracts: $(PY)
 	$(PY) tests/contract/regenerate.py
+	$(PY) tests/contract/regenerate_events.py
 
 bench: $(PY)
 	@if [ -f bench/run.py ]; then $(PY) bench/run.py; else echo "bench/run.py not written yet"; fi

@@ -6,6 +6,11 @@ dir, and runs its services on free ports: it disturbs neither a developer's
 ``make up`` nor another test run on the same machine. Everything is reached through
 the gateway URL, as a client would.
 
+The journeys share a few helpers: ``journeys`` (an :class:`Api` that also makes users,
+courses and enrollments), ``eventually`` (assert with a deadline, for effects that travel
+by events), ``bus`` (reads the stack's JetStream streams and checks each event against
+its model and its committed JSON Schema under tests/contract/events) and ``problem``.
+
 Environment (same defaults as the other suites, see unpuzzle_common.testing):
 ``UNPUZZLE_TEST_ADMIN_URL``, ``UNPUZZLE_TEST_NATS_URL``, ``UNPUZZLE_E2E_REDIS_URL``
 (default redis://127.0.0.1:6379/14), ``UNPUZZLE_E2E_DATABASE`` (a fixed database name,
@@ -15,6 +20,7 @@ kept after the run for inspection).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import signal
@@ -23,20 +29,26 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import nats
 import psycopg
 import pytest
+from jsonschema import Draft202012Validator
+from nats.js.errors import NotFoundError
 from psycopg import sql
+
+from unpuzzle_common.events import EVENT_TYPES, PRODUCED_DOMAINS, Envelope, parse_data, stream_name
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 90.0
 STOP_TIMEOUT = 30.0
 PASSWORD = "correct horse battery staple"
+T = TypeVar("T")
 
 ADMIN_URL = os.environ.get(
     "UNPUZZLE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -127,7 +139,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "AUTH_ARGON2_TIME_COST": "1",
         "AUTH_ARGON2_MEMORY_COST": "8192",
         "AUTH_ARGON2_PARALLELISM": "1",
-        # The suite signs up a handful of accounts from one address within seconds.
+        # The suite signs up a few dozen accounts from one address within a minute
+        # (gateway/README: automated suites raise the strict limit).
+        "GATEWAY_RATE_LIMIT_STRICT": "600r/m",
         "GATEWAY_RATE_LIMIT_STRICT_BURST": "30",
         "PYTHONUNBUFFERED": "1",
     }
@@ -221,3 +235,227 @@ def assert_problem(response: httpx.Response, status: int) -> dict:
 @pytest.fixture
 def problem():
     return assert_problem
+
+
+# -- Helpers of the course, media and AI journeys ------------------------------------
+
+#: Committed JSON Schema of each event type's ``data`` (tests/contract/regenerate_events.py).
+EVENT_SCHEMAS = REPO / "tests" / "contract" / "events"
+
+
+@dataclass(frozen=True)
+class User:
+    """A signed-up (or signed-in) account as the journeys use it."""
+
+    id: str
+    email: str
+    access_token: str
+    roles: tuple[str, ...]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+def eventually(check: Callable[[], T], *, timeout: float, interval: float = 0.2) -> T:
+    """Run ``check`` until it stops raising AssertionError; its result.
+
+    Effects that cross services travel by events, so the journeys assert them with
+    a deadline; the last AssertionError is raised when ``timeout`` passes.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(interval)
+
+
+class Journeys(Api):
+    """:class:`Api` plus the accounts, courses and enrollments the journeys build."""
+
+    def __init__(self, client: httpx.Client, stack: Stack) -> None:
+        super().__init__(client)
+        self.stack = stack
+
+    def user(self, role: str = "student", label: str | None = None) -> User:
+        body = self.signup(self.new_email(label or role), role=role)
+        user = body["user"]
+        return User(user["id"], user["email"], body["access_token"], tuple(user["roles"]))
+
+    def admin(self) -> User:
+        response = self.signin(self.stack.admin_email, self.stack.admin_password)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        user = body["user"]
+        return User(user["id"], user["email"], body["access_token"], tuple(user["roles"]))
+
+    def create_course(
+        self,
+        owner: User,
+        *,
+        title: str,
+        lessons: Sequence[dict[str, Any]] = ({"title": "Lesson one", "content": "<p>One.</p>"},),
+        price: int = 0,
+        currency: str = "usd",
+        description: str = "",
+        category_id: str | None = None,
+        publish: bool = True,
+    ) -> dict:
+        """A course with one section holding ``lessons``; its detail as the owner sees it."""
+        body: dict[str, Any] = {
+            "title": title,
+            "description": description,
+            "price": price,
+            "currency": currency,
+        }
+        if category_id is not None:
+            body["category_id"] = category_id
+        created = self.http.post("/api/v1/courses", json=body, headers=owner.headers)
+        assert created.status_code == 201, created.text
+        course_id = created.json()["id"]
+        section = self.http.post(
+            f"/api/v1/courses/{course_id}/sections",
+            json={"title": "Part one"},
+            headers=owner.headers,
+        )
+        assert section.status_code == 201, section.text
+        for lesson in lessons:
+            response = self.http.post(
+                f"/api/v1/courses/{course_id}/sections/{section.json()['id']}/lessons",
+                json=lesson,
+                headers=owner.headers,
+            )
+            assert response.status_code == 201, response.text
+        if publish:
+            published = self.http.post(
+                f"/api/v1/courses/{course_id}/publish", headers=owner.headers
+            )
+            assert published.status_code == 200, published.text
+        detail = self.http.get(f"/api/v1/courses/{course_id}", headers=owner.headers)
+        assert detail.status_code == 200, detail.text
+        return detail.json()
+
+    def enroll(self, student: User, course_id: str) -> httpx.Response:
+        return self.http.post(f"/api/v1/courses/{course_id}/enroll", headers=student.headers)
+
+
+@pytest.fixture
+def journeys(stack: Stack) -> Iterator[Journeys]:
+    with httpx.Client(base_url=stack.url, timeout=30) as client:
+        yield Journeys(client, stack)
+
+
+@pytest.fixture(name="eventually")
+def eventually_fixture() -> Callable[..., Any]:
+    return eventually
+
+
+def lesson_ids(course: dict) -> list[str]:
+    """The ids of a course detail's lessons, in course order."""
+    return [lesson["id"] for section in course["sections"] for lesson in section["lessons"]]
+
+
+@pytest.fixture(name="lesson_ids")
+def lesson_ids_fixture() -> Callable[[dict], list[str]]:
+    return lesson_ids
+
+
+@dataclass(frozen=True)
+class Event:
+    """One message of a producer's JetStream stream."""
+
+    envelope: dict[str, Any]
+    headers: dict[str, str]
+
+    @property
+    def type(self) -> str:
+        return self.envelope["type"]
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.envelope["data"]
+
+
+async def _read_stream(nats_url: str, stream: str) -> list[Event]:
+    nc = await nats.connect(nats_url, connect_timeout=2, max_reconnect_attempts=1)
+    try:
+        js = nc.jetstream()
+        try:
+            info = await js.stream_info(stream)
+        except NotFoundError:
+            return []
+        events = []
+        for sequence in range(info.state.first_seq, info.state.last_seq + 1):
+            try:
+                msg = await js.get_msg(stream, sequence)
+            except NotFoundError:  # deleted or aged out
+                continue
+            events.append(Event(json.loads(msg.data), dict(msg.headers or {})))
+        return events
+    finally:
+        await nc.close()
+
+
+def _producer_of(event_type: str) -> str:
+    domain = event_type.split(".", 1)[0]
+    (service,) = [name for name, domains in PRODUCED_DOMAINS.items() if domain in domains]
+    return service
+
+
+def assert_event_contract(event: Event) -> None:
+    """The event as it travelled fits the envelope, its type's model and its JSON Schema."""
+    envelope = Envelope.model_validate(event.envelope)  # raises on a malformed envelope
+    assert event.headers.get("Nats-Msg-Id") == str(envelope.id), event
+    assert envelope.type in EVENT_TYPES, f"unknown event type {envelope.type}"
+    assert envelope.source == _producer_of(envelope.type), event
+    data = parse_data(envelope.type, envelope.data)
+    assert envelope.subject == data.default_subject(), event
+    schema_path = EVENT_SCHEMAS / f"{envelope.type}.json"
+    if schema_path.exists():  # tests/contract checks that every type has one
+        schema = json.loads(schema_path.read_text())
+        errors = sorted(
+            Draft202012Validator(
+                schema, format_checker=Draft202012Validator.FORMAT_CHECKER
+            ).iter_errors(event.data),
+            key=lambda e: list(e.path),
+        )
+        assert not errors, f"{envelope.type} does not fit {schema_path.name}: {errors[0].message}"
+
+
+class Bus:
+    """The stack's event streams, read from the start (each journey filters its own)."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+
+    def events(self, service: str) -> list[Event]:
+        stream = stream_name(self.stack.prefix, service)
+        return asyncio.run(_read_stream(self.stack.nats_url, stream))
+
+    def wait_for(
+        self,
+        service: str,
+        match: Callable[[Event], bool],
+        *,
+        count: int = 1,
+        timeout: float = 5.0,
+    ) -> list[Event]:
+        """At least ``count`` events of ``service`` matching ``match``, each contract-checked."""
+
+        def found() -> list[Event]:
+            events = [event for event in self.events(service) if match(event)]
+            assert len(events) >= count, f"{len(events)} of {count} events: {events}"
+            return events
+
+        events = eventually(found, timeout=timeout, interval=0.25)
+        for event in events:
+            assert_event_contract(event)
+        return events
+
+
+@pytest.fixture
+def bus(stack: Stack) -> Bus:
+    return Bus(stack)

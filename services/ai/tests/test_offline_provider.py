@@ -84,6 +84,28 @@ async def test_quiz_is_cloze_questions_with_distractors_from_other_passages():
         assert answer in question.explanation
 
 
+async def test_quiz_uses_short_sentences_when_the_lessons_are_short():
+    short = [
+        passage(1, "Mitochondria make ATP."),
+        passage(2, "Chloroplasts capture sunlight.", lesson_title="Light"),
+    ]
+    request_ = ProviderRequest(task="quiz", messages=[], passages=short, question="", inputs={})
+    quiz = QuizOutput.model_validate_json((await OfflineProvider().complete(request_)).text)
+    assert quiz.questions and "_____" in quiz.questions[0].question
+
+
+async def test_quiz_without_material_is_a_clear_422_not_a_bad_gateway():
+    import pytest
+
+    from ai_service.providers.offline import NotEnoughMaterial
+
+    lone = [passage(1, "ATP.")]
+    request_ = ProviderRequest(task="quiz", messages=[], passages=lone, question="", inputs={})
+    with pytest.raises(NotEnoughMaterial) as caught:
+        await OfflineProvider().complete(request_)
+    assert caught.value.status == 422
+
+
 async def test_reflection_names_what_the_answer_covers_and_misses():
     completion = await OfflineProvider().complete(
         request("reflection", "photosynthesis", answer="Plants use light energy in chloroplasts.")

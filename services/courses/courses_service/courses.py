@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from courses_service.access import parse_course_ref
 from courses_service.cache import touch_course
+from courses_service.enrollments import revoke_course_enrollments
 from courses_service.models import (
     ACTIVE,
     categories,
@@ -241,7 +242,12 @@ async def unpublish_course(session: AsyncSession, course: Any) -> Any:
 
 
 async def delete_course(session: AsyncSession, course: Any) -> None:
-    """Soft delete: the row stays (enrollments and payments refer to it), nobody sees it."""
+    """Soft delete: the row stays (enrollments and payments refer to it), nobody sees it.
+
+    Its enrollments are revoked (``enrollment.revoked.v1`` with reason
+    ``course_deleted``), so the services that grant access through them — lesson
+    media, the tutor — stop doing so too.
+    """
     await session.execute(
         update(courses)
         .where(courses.c.id == course.id)
@@ -249,4 +255,5 @@ async def delete_course(session: AsyncSession, course: Any) -> None:
     )
     if course.is_published:
         await _announce_unpublished(session, course)
+    await revoke_course_enrollments(session, course.id, reason="course_deleted")
     touch_course(session, course.id)

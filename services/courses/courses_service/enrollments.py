@@ -129,6 +129,23 @@ async def revoke_enrollment(session: AsyncSession, enrollment: Any, *, reason: s
     return True
 
 
+async def revoke_course_enrollments(
+    session: AsyncSession, course_id: uuid.UUID, *, reason: str
+) -> int:
+    """Revoke every active enrollment of a course (it was deleted); how many were."""
+    active = (
+        await session.execute(
+            select(enrollments)
+            .where(enrollments.c.course_id == course_id, enrollments.c.status == ACTIVE)
+            .with_for_update()
+        )
+    ).all()
+    revoked = 0
+    for enrollment in active:
+        revoked += await revoke_enrollment(session, enrollment, reason=reason)
+    return revoked
+
+
 async def enroll_free(
     session: AsyncSession, course: Any, user_id: uuid.UUID, *, payment_path: str
 ) -> tuple[Any, bool]:

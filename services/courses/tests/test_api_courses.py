@@ -276,6 +276,24 @@ async def test_delete_is_soft_and_hides_the_course_from_everyone(
     assert_problem(again, 404)
 
 
+async def test_deleting_a_course_revokes_its_enrollments(
+    client, make_user, make_course, outbox_events
+):
+    teacher = await make_user("instructor")
+    student = await make_user("student")
+    course = await make_course(teacher)
+    enrolled = await client.post(f"/api/v1/courses/{course['id']}/enroll", headers=student.headers)
+    assert enrolled.status_code == 201
+    response = await client.delete(f"/api/v1/courses/{course['id']}", headers=teacher.headers)
+    assert response.status_code == 204
+    revoked = await outbox_events("enrollment.revoked.v1")
+    assert [(e["data"]["user_id"], e["data"]["reason"]) for e in revoked] == [
+        (str(student.id), "course_deleted")
+    ]
+    mine = await client.get("/api/v1/enrollments", headers=student.headers)
+    assert [e for e in mine.json()["items"] if e["status"] == "active"] == []
+
+
 async def test_unknown_course_is_404(client, make_user):
     teacher = await make_user("instructor")
     for url in (f"/api/v1/courses/{uuid.uuid4()}", "/api/v1/courses/no-such-slug"):

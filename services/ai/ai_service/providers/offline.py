@@ -26,6 +26,7 @@ from ai_service.providers.base import (
     estimate_tokens,
 )
 from ai_service.retrieval import Passage
+from unpuzzle_common.errors import Problem
 
 NOTICE = (
     "Offline tutor: no language model is available, so this answer is taken from the "
@@ -115,6 +116,12 @@ def _terms_of(passages: Iterable[Passage]) -> list[str]:
     return list(seen.values())
 
 
+class NotEnoughMaterial(Problem):
+    """The offline provider found nothing in the course to build the answer from."""
+
+    status, slug = 422, "not-enough-material"
+
+
 class OfflineProvider:
     name = "offline"
     model = "extractive"
@@ -194,21 +201,32 @@ class OfflineProvider:
     def _quiz(self, request: ProviderRequest) -> str:
         count = int(request.inputs.get("count", 3))
         prefer = content_terms(request.question)
-        questions = []
+        questions: list[dict] = []
         used_sentences: set[str] = set()
-        for index, passage in enumerate(request.passages):
-            if len(questions) >= count:
-                break
-            others = [p for i, p in enumerate(request.passages) if i != index]
-            for sentence in _sentences(passage.content):
-                term = _key_term(sentence, prefer)
-                if term is None or sentence in used_sentences or len(words(sentence)) < 5:
-                    continue
-                question = self._cloze(sentence, term, others, passage)
-                if question:
-                    questions.append(question)
-                    used_sentences.add(sentence)
+        # Prefer sentences with some context; short lessons still get short ones.
+        for min_words in (5, 3):
+            for index, passage in enumerate(request.passages):
+                if len(questions) >= count:
                     break
+                others = [p for i, p in enumerate(request.passages) if i != index]
+                for sentence in _sentences(passage.content):
+                    term = _key_term(sentence, prefer)
+                    if term is None or sentence in used_sentences:
+                        continue
+                    if len(words(sentence)) < min_words:
+                        continue
+                    question = self._cloze(sentence, term, others, passage)
+                    if question:
+                        questions.append(question)
+                        used_sentences.add(sentence)
+                        break
+            if questions:
+                break
+        if not questions:
+            raise NotEnoughMaterial(
+                "The course has too little text for a quiz yet; the tutor is offline and "
+                "builds questions from the lessons' sentences."
+            )
         return json.dumps({"questions": questions})
 
     def _cloze(
