@@ -43,6 +43,9 @@ class ServiceSettings(BaseSettings):
     jwt_audience: str = "unpuzzle-api"
     otlp_endpoint: str | None = None
     log_level: str = "INFO"
+    #: Where the worker process serves ``/healthz`` and ``/metrics``; off when unset.
+    worker_host: str = "0.0.0.0"  # noqa: S104 - probes come from the kubelet, off-host
+    worker_port: int | None = None
     #: Maximum accepted request body in bytes (the gateway enforces its own, too).
     max_body_bytes: int = 1_048_576
 

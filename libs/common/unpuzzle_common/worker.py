@@ -7,10 +7,12 @@ cleanly: the relay finishes its batch, consumers stop fetching, connections clos
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 from collections.abc import Callable, Sequence
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -47,6 +49,7 @@ async def run_worker(
     nc = await connect(settings.nats_url, f"{service}-worker")
     js = jetstream_context(nc)
     tasks: list[asyncio.Task[None]] = []
+    probe: asyncio.Server | None = None
     try:
         await ensure_dlq_stream(js, settings.events_prefix)
         if outbox is not None:
@@ -62,12 +65,58 @@ async def run_worker(
             tasks.append(asyncio.create_task(relay.run(stop), name=f"{service}-relay"))
         for consumer in consumers(js, sessions) if consumers else ():
             tasks.append(asyncio.create_task(consumer.run(stop), name=f"{service}-consumer"))
+        if settings.worker_port is not None:
+            probe = await serve_worker_probe(settings.worker_host, settings.worker_port, tasks)
         log.info("worker started", extra={"tasks": [t.get_name() for t in tasks]})
         await stop.wait()
         await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         for task in tasks:
             task.cancel()
+        if probe is not None:
+            probe.close()
         await nc.close()
         await engine.dispose()
         log.info("worker stopped")
+
+
+async def serve_worker_probe(
+    host: str, port: int, tasks: Sequence[asyncio.Task[None]]
+) -> asyncio.Server:
+    """A tiny HTTP listener for the worker: ``/healthz`` and ``/metrics``.
+
+    ``/healthz`` is 200 while every task (relay, consumers) is running and 503 once
+    one has ended, so Kubernetes restarts a worker whose loop died; ``/metrics``
+    serves the process's Prometheus metrics (events published, consumed, lag).
+    """
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request_line = await asyncio.wait_for(reader.readline(), 5)
+            while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
+                pass  # headers are not needed
+            path = request_line.split(b" ")[1] if request_line.count(b" ") >= 2 else b""
+            if path == b"/healthz":
+                dead = [t.get_name() for t in tasks if t.done()]
+                status = "503 Service Unavailable" if dead else "200 OK"
+                body = json.dumps({"status": "ok" if not dead else "failed", "ended": dead})
+                kind = "application/json"
+            elif path == b"/metrics":
+                status, body, kind = "200 OK", generate_latest().decode(), CONTENT_TYPE_LATEST
+            else:
+                status, body, kind = "404 Not Found", '{"status": 404}', "application/json"
+            payload = body.encode()
+            writer.write(
+                f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\n"
+                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
+                + payload
+            )
+            await writer.drain()
+        except (TimeoutError, ConnectionError, IndexError):
+            pass  # a probe that hung up or spoke nonsense gets nothing
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(answer, host, port)
+    log.info("worker probe listening", extra={"host": host, "port": port})
+    return server
