@@ -5,6 +5,7 @@
 #   make lint       ruff check + ruff format --check       make format   apply ruff's fixes
 #   make migrate    provision each service's role and schema and run its migrations
 #   make seed       load the demo catalog into the dev database (after make migrate / up)
+#   make analytics-rebuild  recompute the analytics rollups from the stored facts
 #   make contracts  regenerate tests/contract/openapi/*.json from the services' code
 #   make bench      run the benchmarks (bench/run.py)
 #   make constraints  re-pin every transitive dependency (constraints.txt) from .venv
@@ -22,10 +23,10 @@ UP_ARGS ?=
 TEST_PATHS := $(wildcard libs/common/tests services/*/tests gateway/tests devstack/tests \
 	tests/contract tests/deploy tests/e2e)
 
-.PHONY: help install up test lint format migrate seed confirm-payment contracts bench constraints clean
+.PHONY: help install up test lint format migrate seed analytics-rebuild confirm-payment contracts bench constraints clean
 
 help:
-	@sed -n '2,14p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,15p' Makefile | sed 's/^# \{0,1\}//'
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +53,9 @@ migrate: $(PY)
 
 seed: $(PY)
 	eval "$$($(PY) -m devstack env courses)" && $(PY) -m courses_service seed
+
+analytics-rebuild: $(PY)
+	eval "$$($(PY) -m devstack env analytics)" && $(PY) -m analytics_service rebuild
 
 confirm-payment: $(PY)  # dev: pay PAYMENT=<payment id> as Stripe would (signed webhook)
 	eval "$$($(PY) -m devstack env payments)" && $(PY) -m payments_service confirm $(PAYMENT)

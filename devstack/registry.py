@@ -155,7 +155,11 @@ SERVICES: tuple[Service, ...] = (
         extra_env=_payments_env,
         jobs=(Job("expire-subscriptions", ("expire-subscriptions",), every_seconds=3600),),
     ),
-    Service("analytics", 8106),
+    Service(
+        "analytics",
+        8106,
+        jobs=(Job("daily-report", ("daily-report",), every_seconds=3600),),
+    ),
 )
 
 #: The service whose JWKS the gateway and the other services trust.

@@ -1,0 +1,1 @@
+"""Unpuzzle analytics: every event stored once as a fact, daily rollups, reports."""

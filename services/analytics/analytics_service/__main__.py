@@ -1,0 +1,3 @@
+from analytics_service.cli import main
+
+main()

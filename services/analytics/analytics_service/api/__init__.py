@@ -1,0 +1,1 @@
+"""HTTP routes of the analytics service (``/api/v1/analytics``)."""
