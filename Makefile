@@ -21,7 +21,7 @@ UP_ARGS ?=
 
 # Only the suites present in this checkout (pytest refuses a path that does not exist).
 TEST_PATHS := $(wildcard libs/common/tests services/*/tests gateway/tests devstack/tests \
-	tests/contract tests/deploy tests/e2e)
+	tests/contract tests/deploy tests/e2e tests/faults)
 
 .PHONY: help install up test lint format migrate seed analytics-rebuild confirm-payment contracts bench constraints clean
 

@@ -71,6 +71,12 @@ def build_app() -> FastAPI:
     async def boom() -> None:
         raise RuntimeError(SECRET_INTERNALS)
 
+    @app.get("/database-gone")
+    async def database_gone() -> None:
+        from sqlalchemy.exc import OperationalError
+
+        raise OperationalError("SELECT 1", {}, ConnectionError("server closed the connection"))
+
     return app
 
 
@@ -198,3 +204,10 @@ def test_domain_validation_error_names_its_field() -> None:
 
     assert body["status"] == 422
     assert body["errors"] == [{"field": "currency", "message": "must be ISO 4217 lower case"}]
+
+
+async def test_a_lost_database_connection_is_503_with_retry_after(client) -> None:
+    response = await client.get("/database-gone")
+    body = assert_problem(response, 503)
+    assert response.headers["retry-after"] == "1"
+    assert "SELECT" not in response.text and "retry" in body["detail"]

@@ -265,3 +265,22 @@ async def test_replay_expires_after_the_retention_period(
 
     assert ttls
     assert all(23 * 3600 < t <= 24 * 3600 for t in ttls)
+
+
+async def test_redis_down_refuses_keyed_requests_with_503_and_runs_nothing(
+    client_for, service: str
+) -> None:
+    unreachable = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+    orders = build_orders_app(service, unreachable)
+    client = client_for(orders.app, raise_app_exceptions=False)
+    try:
+        refused = await client.post("/orders", json=ORDER, headers=key())
+        unkeyed = await client.post("/orders", json=ORDER)
+    finally:
+        await unreachable.aclose()
+
+    assert refused.status_code == 503
+    assert refused.headers["content-type"] == PROBLEM_JSON
+    assert refused.headers["retry-after"] == "2"
+    assert unkeyed.status_code == 201  # requests without a key do not need Redis
+    assert orders.runs == 1

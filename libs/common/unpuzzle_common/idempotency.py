@@ -15,15 +15,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from unpuzzle_common.errors import Conflict, Problem, ValidationFailed
+from unpuzzle_common.errors import Conflict, Problem, ServiceUnavailable, ValidationFailed
 from unpuzzle_common.observability import scope_header
+
+log = logging.getLogger("unpuzzle.idempotency")
 
 RETENTION_SECONDS = 24 * 3600
 IN_FLIGHT_SECONDS = 60
@@ -62,6 +66,17 @@ class IdempotencyMiddleware:
             await self._handle(key, scope, receive, send)
         except Problem as problem:
             await _send_problem(send, problem)
+        except RedisError:
+            # Without the record we cannot promise "at most once": refuse rather than
+            # risk running a charge or an enrollment twice; the client retries.
+            log.warning("Idempotency-Key refused: Redis is unreachable", exc_info=True)
+            await _send_problem(
+                send,
+                ServiceUnavailable(
+                    "Requests with an Idempotency-Key cannot be checked right now; retry.",
+                    headers={"Retry-After": "2"},
+                ),
+            )
 
     async def _handle(self, key: str, scope: Scope, receive: Receive, send: Send) -> None:
         if not _KEY.match(key):
@@ -94,11 +109,22 @@ class IdempotencyMiddleware:
             captured = await self._run(scope, body, more, send)
             if captured["status"] < 500:
                 captured["fingerprint"] = fingerprint
-                await redis.set(record_key, json.dumps(captured), ex=RETENTION_SECONDS)
+                await self._after_response(
+                    redis.set(record_key, json.dumps(captured), ex=RETENTION_SECONDS)
+                )
         finally:
             # Release only our own lock: a request slower than the lock's expiry must
             # not remove the lock a later request holds now.
-            await redis.eval(_RELEASE_LOCK, 1, lock_key, lock_token)
+            await self._after_response(redis.eval(_RELEASE_LOCK, 1, lock_key, lock_token))
+
+    @staticmethod
+    async def _after_response(call: Awaitable[object]) -> None:
+        # The answer has been sent: a Redis failure now can only be logged (the
+        # record is lost, so a retry would run again; the lock expires by itself).
+        try:
+            await call
+        except RedisError:
+            log.warning("could not store an idempotent answer: Redis is unreachable")
 
     async def _run(self, scope: Scope, body: bytes, more: Receive, send: Send) -> dict:
         replayed = False

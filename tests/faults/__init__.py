@@ -1,0 +1,1 @@
+"""Fault-injection tests (a package so that the stack fixture ends with this folder)."""
