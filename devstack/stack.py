@@ -371,6 +371,33 @@ class Stack:
                 "use --port and --free-ports for a second one)"
             )
 
+    @property
+    def ports_file(self) -> Path:
+        return self.options.dev_dir / "ports.json"
+
+    def save_ports(self) -> None:
+        """Record the ports of this run, so ``env`` prints the ones really in use."""
+        self.options.dev_dir.mkdir(parents=True, exist_ok=True)
+        self.ports_file.write_text(
+            json.dumps(
+                {
+                    "gateway": self.options.port,
+                    "services": self.ports,
+                    "sidecars": self.sidecar_ports,
+                },
+                indent=2,
+            )
+        )
+
+    def load_ports(self) -> None:
+        """The ports of the last ``up`` with this dev dir (registry defaults without one)."""
+        if not self.ports_file.exists():
+            return
+        saved = json.loads(self.ports_file.read_text())
+        self.options.port = int(saved["gateway"])
+        self.ports.update({k: int(v) for k, v in saved["services"].items()})
+        self.sidecar_ports.update({k: int(v) for k, v in saved["sidecars"].items()})
+
     def jwks_url(self) -> str:
         port = self.ports.get(AUTH, 8101)
         return f"http://127.0.0.1:{port}{JWKS_PATH}"
@@ -558,6 +585,7 @@ class Stack:
         o = self.options
         started = time.monotonic()
         self.assign_ports()
+        self.save_ports()
         self.ensure_infra()
         self.prepare_database()
         admin = self.create_admin()
@@ -663,6 +691,7 @@ def dump_env(stack: Stack, service_name: str) -> str:
     if service is None:
         raise StackError(f"unknown or absent service {service_name!r}: {', '.join(stack.names())}")
     stack.load_secrets()
+    stack.load_ports()
     env = stack.service_env(service)
     names = sorted(k for k in env if k.startswith(service.env_prefix) or k == "ENV")
     return "\n".join(f"export {k}={json.dumps(env[k])}" for k in names)

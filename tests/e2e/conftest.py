@@ -20,8 +20,12 @@ kept after the run for inspection).
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
+import hmac
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -143,6 +147,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         # (gateway/README: automated suites raise the strict limit).
         "GATEWAY_RATE_LIMIT_STRICT": "600r/m",
         "GATEWAY_RATE_LIMIT_STRICT_BURST": "30",
+        # The journeys together send 30-70 requests a second from one address for
+        # stretches of several seconds; the dev default (20r/s, burst 100) is for one
+        # client at a human pace. No journey tests the per-address limit.
+        "GATEWAY_RATE_LIMIT_ADDRESS": "200r/s",
         "PYTHONUNBUFFERED": "1",
     }
     command = [sys.executable, "-m", "devstack", "up", "--port", str(port)]
@@ -459,3 +467,158 @@ class Bus:
 @pytest.fixture
 def bus(stack: Stack) -> Bus:
     return Bus(stack)
+
+
+# -- Helpers of the purchase, analytics and subscription journeys --------------------
+
+#: The dev Stripe key the stack's payments service uses (payments_service.settings).
+DEV_STRIPE_API_KEY = "sk_test_unpuzzle_dev_only"
+WEBHOOK_PATH = "/api/v1/payments/webhooks/stripe"
+
+
+def stripe_signature(payload: bytes, secret: str, *, timestamp: int | None = None) -> str:
+    """``Stripe-Signature`` as Stripe computes it: HMAC-SHA256 of ``<t>.<payload>``."""
+    signed_at = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{signed_at}.".encode() + payload, hashlib.sha256)
+    return f"t={signed_at},v1={mac.hexdigest()}"
+
+
+def stripe_event(event_type: str, obj: dict[str, Any], *, created: int | None = None) -> dict:
+    """A Stripe ``event`` object wrapping ``obj``, as a webhook body holds it."""
+    return {
+        "id": f"evt_{secrets.token_hex(12)}",
+        "object": "event",
+        "api_version": "2025-03-31.basil",
+        "created": int(time.time()) if created is None else created,
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "type": event_type,
+        "data": {"object": obj},
+    }
+
+
+class Stripe:
+    """Stripe as the journeys play it: the stack's fake Stripe and signed webhooks.
+
+    A buyer pays at Stripe (Stripe.js confirms the PaymentIntent; here :meth:`pay`
+    confirms it at the stack's fake Stripe sidecar with a test card), and Stripe then
+    tells the platform through a signed webhook posted to the gateway
+    (:meth:`deliver`), signed with the stack's webhook secret.
+    """
+
+    def __init__(self, stack: Stack, http: httpx.Client) -> None:
+        self.stack = stack
+        self.http = http
+
+    @functools.cached_property
+    def webhook_secret(self) -> str:
+        # devstack: STRIPE_WEBHOOK_SECRET from the environment wins over the one it
+        # generated into the dev dir's secrets.env (NAME=value lines).
+        if self.stack.env.get("STRIPE_WEBHOOK_SECRET"):
+            return self.stack.env["STRIPE_WEBHOOK_SECRET"]
+        lines = (self.stack.dev_dir / "secrets.env").read_text().splitlines()
+        values = dict(line.split("=", 1) for line in lines if "=" in line and line[0] != "#")
+        return values["STRIPE_WEBHOOK_SECRET"].strip()
+
+    @functools.cached_property
+    def api_url(self) -> str:
+        """The fake Stripe sidecar's URL (on a free port: devstack's summary names it)."""
+        summary = (self.stack.dev_dir / "devstack.out").read_text(errors="replace")
+        found = re.search(r"payments-stripe :(\d+)", summary)
+        assert found, "devstack's summary does not name the payments-stripe port"
+        return f"http://127.0.0.1:{found.group(1)}"
+
+    def _api(self, method: str, path: str, status: int = 200, **data: str) -> dict:
+        api_key = self.stack.env.get("PAYMENTS_STRIPE_API_KEY") or DEV_STRIPE_API_KEY
+        response = httpx.request(
+            method,
+            f"{self.api_url}{path}",
+            data=data or None,
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=10,
+        )
+        assert response.status_code == status, response.text
+        return response.json()
+
+    def pay(self, provider_payment_id: str, card: str = "pm_card_visa") -> dict:
+        """Confirm the PaymentIntent at Stripe with a test card; the intent, succeeded."""
+        path = f"/v1/payment_intents/{provider_payment_id}/confirm"
+        return self._api("POST", path, payment_method=card)
+
+    def decline(self, provider_payment_id: str) -> dict:
+        """Try to pay with a card Stripe declines; the intent, awaiting another card."""
+        self._api(
+            "POST",
+            f"/v1/payment_intents/{provider_payment_id}/confirm",
+            402,
+            payment_method="pm_card_chargeDeclined",
+        )
+        return self._api("GET", f"/v1/payment_intents/{provider_payment_id}")
+
+    def charge(self, charge_id: str) -> dict:
+        return self._api("GET", f"/v1/charges/{charge_id}")
+
+    def end_subscription(self, provider_subscription_id: str) -> dict:
+        """Stripe ends the subscription (as at the end of a period asked to cancel)."""
+        return self._api("DELETE", f"/v1/subscriptions/{provider_subscription_id}")
+
+    @staticmethod
+    def event(event_type: str, obj: dict[str, Any], *, created: int | None = None) -> dict:
+        return stripe_event(event_type, obj, created=created)
+
+    def deliver(
+        self,
+        event: dict,
+        *,
+        secret: str | None = None,
+        timestamp: int | None = None,
+        signature: str | None = None,
+    ) -> httpx.Response:
+        """POST the event to the gateway's webhook URL, signed as Stripe signs it."""
+        body = json.dumps(event, separators=(",", ":")).encode()
+        if signature is None:
+            signature = stripe_signature(body, secret or self.webhook_secret, timestamp=timestamp)
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "Stripe-Signature": signature,
+            "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+        }
+        return self.http.post(WEBHOOK_PATH, content=body, headers=headers)
+
+    def open_intent(
+        self, buyer: User, course_id: str, *, timeout: float = 2.0
+    ) -> tuple[httpx.Response, str]:
+        """``POST /payments/intents`` once payments knows the course (``course.published.v1``
+        arrives within 2 s; 404 before). Each try has its own ``Idempotency-Key``, since a
+        404 is replayed for its key; returns the 201 and the key that got it."""
+
+        def opened() -> tuple[httpx.Response, str]:
+            key = f"buy-{uuid.uuid4().hex}"
+            response = self.http.post(
+                "/api/v1/payments/intents",
+                json={"course_id": course_id},
+                headers={**buyer.headers, "Idempotency-Key": key},
+            )
+            assert response.status_code == 201, response.text
+            return response, key
+
+        return eventually(opened, timeout=timeout)
+
+    def buy(self, buyer: User, course_id: str) -> tuple[dict, dict]:
+        """A whole purchase: intent, payment at Stripe, signed ``payment_intent.succeeded``.
+
+        Returns the intent answer and the event delivered."""
+        intent = self.open_intent(buyer, course_id)[0].json()
+        paid = self.pay(intent["provider_payment_id"])
+        assert paid["status"] == "succeeded", paid
+        event = self.event("payment_intent.succeeded", paid)
+        delivered = self.deliver(event)
+        assert delivered.status_code == 200, delivered.text
+        assert delivered.json()["duplicate"] is False, delivered.text
+        return intent, event
+
+
+@pytest.fixture
+def stripe(stack: Stack, journeys: Journeys) -> Stripe:
+    return Stripe(stack, journeys.http)

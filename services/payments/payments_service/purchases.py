@@ -104,8 +104,11 @@ async def start_purchase(
     """
     async with transaction(sessions) as session:
         payment = await _open_payment(session, user_id, course_id)
-    created = payment.provider_payment_id is None
-    if created:
+    # Whoever stores the Stripe id opened the payment (201); concurrent callers that
+    # found the row first make the same Stripe call (idempotent, keyed by payment id)
+    # but answer 200. A retry after Stripe was down is the one that opens it.
+    created = False
+    if payment.provider_payment_id is None:
         intent = await gateway.create_payment_intent(
             payment_id=payment.id,
             user_id=user_id,
@@ -115,11 +118,12 @@ async def start_purchase(
             description=f"Unpuzzle course {course_id}",
         )
         async with transaction(sessions) as session:
-            await session.execute(
+            stored = await session.execute(
                 update(payments)
                 .where(payments.c.id == payment.id, payments.c.provider_payment_id.is_(None))
                 .values(provider_payment_id=intent.id, updated_at=func.now())
             )
+            created = stored.rowcount == 1
     else:
         intent = await gateway.retrieve_payment_intent(payment.provider_payment_id)
     return (

@@ -144,6 +144,24 @@ async def test_asking_again_answers_the_open_payment(
     assert len(fake_stripe.state.of_type("payment_intent")) == 1
 
 
+async def test_concurrent_requests_open_one_payment_and_only_one_says_created(
+    client, make_user, publish_course, fake_stripe
+):
+    import asyncio
+
+    student = make_user()
+    course_id = await publish_course()
+    answers = await asyncio.gather(
+        *(
+            client.post(INTENTS, json={"course_id": str(course_id)}, headers=student.headers)
+            for _ in range(4)
+        )
+    )
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 201]
+    assert len({a.json()["payment_id"] for a in answers}) == 1
+    assert len(fake_stripe.state.of_type("payment_intent")) == 1
+
+
 async def test_a_new_price_opens_a_new_payment(client, make_user, publish_course, fake_stripe):
     student = make_user()
     course_id = await publish_course(price=4900)
