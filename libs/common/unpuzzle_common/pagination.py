@@ -54,7 +54,7 @@ def decode_cursor(cursor: str) -> dict[str, Any]:
     return value
 
 
-def page_params(
+async def page_params(
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Items per page (1-100)."),
     cursor: str | None = Query(None, max_length=512, description="Opaque cursor from next_cursor."),
 ) -> PageParams:

@@ -7,5 +7,5 @@ from fastapi import Request
 from ai_service.context import TutorContext
 
 
-def tutor_context(request: Request) -> TutorContext:
+async def tutor_context(request: Request) -> TutorContext:
     return request.app.state.tutor

@@ -37,7 +37,7 @@ class AnalyticsContext:
     sessions: async_sessionmaker[AsyncSession]
 
 
-def analytics_context(request: Request) -> AnalyticsContext:
+async def analytics_context(request: Request) -> AnalyticsContext:
     return request.app.state.analytics
 
 
@@ -45,7 +45,7 @@ def today() -> date:
     return datetime.now(UTC).date()
 
 
-def report_range(
+async def report_range(
     request: Request,
     start: date | None = Query(
         None, alias="from", description="First day (UTC, YYYY-MM-DD), included"
@@ -53,7 +53,7 @@ def report_range(
     end: date | None = Query(None, alias="to", description="Last day (UTC), included"),
 ) -> DateRange:
     """``?from=&to=``: default the last days up to today; 422 when reversed or too long."""
-    settings = analytics_context(request).settings
+    settings = request.app.state.analytics.settings
     return resolve_range(
         start,
         end,

@@ -30,7 +30,7 @@ class AuthContext:
     mailer: Mailer
 
 
-def auth_context(request: Request) -> AuthContext:
+async def auth_context(request: Request) -> AuthContext:
     return request.app.state.auth
 
 

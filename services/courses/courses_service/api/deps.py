@@ -37,7 +37,7 @@ class CoursesContext:
         await self.cache.invalidate(touched)
 
 
-def courses_context(request: Request) -> CoursesContext:
+async def courses_context(request: Request) -> CoursesContext:
     return request.app.state.courses
 
 

@@ -22,5 +22,5 @@ class MediaContext:
     signer: UrlSigner
 
 
-def media_context(request: Request) -> MediaContext:
+async def media_context(request: Request) -> MediaContext:
     return request.app.state.media

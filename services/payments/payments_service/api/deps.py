@@ -27,5 +27,5 @@ class PaymentsContext:
         return timedelta(days=self.settings.refund_window_days)
 
 
-def payments_context(request: Request) -> PaymentsContext:
+async def payments_context(request: Request) -> PaymentsContext:
     return request.app.state.payments
