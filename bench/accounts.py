@@ -18,7 +18,9 @@ class Account:
     access_token: str
 
 
-async def sign_up(client: httpx.AsyncClient, auth_url: str, tag: str) -> Account:
+async def sign_up(
+    client: httpx.AsyncClient, auth_url: str, tag: str, *, role: str = "student"
+) -> Account:
     email = f"bench-{tag}-{secrets.token_hex(4)}@example.com"
     response = await client.post(
         f"{auth_url}/api/v1/auth/signup",
@@ -26,7 +28,7 @@ async def sign_up(client: httpx.AsyncClient, auth_url: str, tag: str) -> Account
             "email": email,
             "password": PASSWORD,
             "full_name": f"Bench {tag}",
-            "role": "student",
+            "role": role,
         },
     )
     if response.status_code != 201:

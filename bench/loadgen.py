@@ -20,7 +20,7 @@ import math
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,13 +63,31 @@ class LoadResult:
 
 
 @dataclass
+class Variant:
+    """One of several requests sent in turn: its own path, extra headers and body."""
+
+    path: str | None = None  # path and query; None: the request URL's
+    headers: dict[str, str] = field(default_factory=dict)  # on top of Request.headers
+    body: bytes | None = None
+
+
+@dataclass
 class Request:
-    """What to send: the same method and headers, bodies taken in turn."""
+    """What to send: the same method and headers, bodies taken in turn.
+
+    ``variants`` (instead of ``bodies``): requests that differ in path, headers or body,
+    sent in turn. ``path_template`` (a path with one ``%d``): a new path for every
+    request, the counter starting at ``counter_start`` (for cache-busting); each wrk
+    thread counts in its own range of 10,000,000.
+    """
 
     url: str
     method: str = "GET"
     headers: dict[str, str] = field(default_factory=dict)
     bodies: Sequence[bytes] = ()
+    variants: Sequence[Variant] = ()
+    path_template: str | None = None
+    counter_start: int = 0
 
 
 def wrk_available() -> bool:
@@ -163,7 +181,24 @@ def wrk_script(request: Request) -> str:
     lines = [f"wrk.method = {_lua_string(request.method)}"]
     for name, value in request.headers.items():
         lines.append(f"wrk.headers[{_lua_string(name)}] = {_lua_string(value)}")
-    if len(request.bodies) == 1:
+    if request.variants:
+        lines += _lua_variants(request, path)
+    elif request.path_template is not None:
+        # One Lua state per wrk thread: setup() gives each its own counter range.
+        lines += [
+            "local threads_made = 0",
+            "setup = function(thread)",
+            "  thread:set('tid', threads_made)",
+            "  threads_made = threads_made + 1",
+            "end",
+            "local counter = -1",
+            "request = function()",
+            "  counter = counter + 1",
+            f"  local n = {int(request.counter_start)} + (tid or 0) * 10000000 + counter",
+            f"  return wrk.format(nil, string.format({_lua_string(request.path_template)}, n))",
+            "end",
+        ]
+    elif len(request.bodies) == 1:
         lines.append(f"wrk.body = {_lua_string(request.bodies[0])}")
     elif len(request.bodies) > 1:
         # Several bodies: build each request in turn (one Lua state per wrk thread).
@@ -190,6 +225,36 @@ def wrk_script(request: Request) -> str:
         "end",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _lua_variants(request: Request, default_path: str) -> list[str]:
+    """A Lua table of complete requests (wrk.format replaces wrk.headers when given any)."""
+    entries = []
+    for v in request.variants:
+        headers = {**request.headers, **v.headers}
+        table = ", ".join(f"[{_lua_string(k)}] = {_lua_string(x)}" for k, x in headers.items())
+        body = _lua_string(v.body) if v.body is not None else "nil"
+        entries.append(f"{{{_lua_string(v.path or default_path)}, {{{table}}}, {body}}}")
+    return [
+        "local variants = {",
+        ",\n".join(entries),
+        "}",
+        # Each thread starts elsewhere in the list (tid is set by setup(), after loading).
+        "local threads_made = 0",
+        "setup = function(thread)",
+        "  thread:set('tid', threads_made)",
+        "  threads_made = threads_made + 1",
+        "end",
+        "local counter = nil",
+        "request = function()",
+        "  if counter == nil then counter = ((tid or 0) * 104729) % #variants end",
+        "  counter = counter + 1",
+        "  local v = variants[((counter - 1) % #variants) + 1]",
+        "  local headers = {}",
+        "  for k, x in pairs(v[2]) do headers[k] = x end",
+        "  return wrk.format(nil, v[1], headers, v[3])",
+        "end",
+    ]
 
 
 async def _run_wrk(
@@ -266,14 +331,21 @@ async def _run_wrk(
 # -- asyncio fallback ---------------------------------------------------------------------
 
 
-def _raw_request(request: Request, body: bytes | None) -> bytes:
+def _raw_request(
+    request: Request,
+    body: bytes | None,
+    *,
+    path: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> bytes:
     parts = urlsplit(request.url)
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
+    if path is None:
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
     host = parts.netloc
     lines = [f"{request.method} {path} HTTP/1.1", f"Host: {host}"]
-    for name, value in request.headers.items():
+    for name, value in {**request.headers, **(headers or {})}.items():
         lines.append(f"{name}: {value}")
     if body is not None:
         lines.append(f"Content-Length: {len(body)}")
@@ -312,6 +384,25 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
     return status, keep_alive
 
 
+def _payloads(request: Request) -> Iterator[bytes]:
+    """The raw requests to send, in turn (endless)."""
+    if request.variants:
+        return itertools.cycle(
+            [
+                _raw_request(request, v.body, path=v.path, headers=v.headers)
+                for v in request.variants
+            ]
+        )
+    if request.path_template is not None:
+        template = request.path_template
+        return (
+            _raw_request(request, None, path=template % n)
+            for n in itertools.count(request.counter_start)
+        )
+    payloads = [_raw_request(request, b) for b in request.bodies] or [_raw_request(request, None)]
+    return itertools.cycle(payloads)
+
+
 async def _run_asyncio(
     request: Request,
     *,
@@ -323,8 +414,7 @@ async def _run_asyncio(
 ) -> LoadResult:
     parts = urlsplit(request.url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    payloads = [_raw_request(request, b) for b in request.bodies] or [_raw_request(request, None)]
-    rotation = itertools.cycle(payloads)
+    rotation = _payloads(request)
     latencies: list[float] = []
     counters = {"non_2xx": 0, "errors": 0}
     start = time.perf_counter()

@@ -151,3 +151,73 @@ def stack_memory(
 
 def self_memory(role: str = "bench driver") -> ProcMemory:
     return measure(role, os.getpid())
+
+
+def reset_peak(pid: int) -> bool:
+    """Reset ``VmHWM`` to the current RSS (``echo 5 > /proc/PID/clear_refs``)."""
+    try:
+        (_PROC / str(pid) / "clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def service_processes(
+    *,
+    services: list[str],
+    ports: dict[str, int],
+    gateway_port: int | None = None,
+    sidecars: tuple[str, ...] = (),
+) -> list[tuple[str, int]]:
+    """(role, pid) of the nginx workers, each service's API and worker, and sidecars.
+
+    An API holds its port's listening socket; its worker is the sibling started as
+    ``python -m <name>_service worker``; a sidecar holds its own port.
+    """
+    found: list[tuple[str, int]] = []
+    if gateway_port:
+        for pid in listening_pids(gateway_port):
+            command = cmdline(pid)
+            if "nginx" in command and "worker process" in command:
+                found.append(("nginx worker", pid))
+    everyone = _pids()
+    for name in services:
+        port = ports.get(name)
+        api = listening_pids(port) if port else []
+        found += [(f"{name} API", pid) for pid in api]
+        parents = {parent_of(pid) for pid in api}
+        for pid in everyone:
+            words = cmdline(pid).split()
+            if f"{name}_service" in words and "worker" in words and parent_of(pid) in parents:
+                found.append((f"{name} worker", pid))
+    for sidecar in sidecars:
+        port = ports.get(sidecar)
+        found += [(f"{sidecar} sidecar", pid) for pid in (listening_pids(port) if port else [])]
+    return found
+
+
+class PeakWatch:
+    """Peak RSS of some processes during one phase: reset at the start, read at the end.
+
+    Where the reset is refused (no write access to ``clear_refs``), the peak is the one
+    since each process started, and :attr:`note` says so.
+    """
+
+    def __init__(self, processes: list[tuple[str, int]], *, include_self: bool = False) -> None:
+        self.processes = list(processes)
+        results = [reset_peak(pid) for _, pid in self.processes]
+        self.reset_ok = all(results) if results else True
+        # The driver's own peak is not reset: the run's summary reports it since start.
+        self.include_self = include_self
+
+    @property
+    def note(self) -> str:
+        if self.reset_ok:
+            return "VmHWM reset when the phase began"
+        return "VmHWM could not be reset (clear_refs): the peak since each process started"
+
+    def read(self) -> list[ProcMemory]:
+        found = [measure(role, pid) for role, pid in self.processes]
+        if self.include_self:
+            found.append(measure("bench driver (peak since it started)", os.getpid()))
+        return found

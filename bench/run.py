@@ -1,9 +1,14 @@
 """Unpuzzle benchmarks: ``make bench`` runs ``.venv/bin/python bench/run.py``.
 
 Phases (``--only`` picks some): ``gateway`` (GET /me through nginx vs. direct),
-``signin`` (production argon2 cost, direct), ``events`` (commit → consumer latency,
-in-process). Progress goes to stderr as JSON lines; the summary table to stdout; the
-results replace this date's section of bench/RESULTS.md. See bench/README.md.
+``signin`` (production argon2 cost, direct), ``catalog`` (seeded catalog, cached and
+uncached, through the gateway; one profile), ``purchase`` (webhook accepted → enrollment
+visible; webhook intake), ``upload`` (chunked upload through the gateway vs. straight to
+S3), ``tutor`` (first streamed byte of an SSE answer; retrieval over 10,000 passages),
+``events`` (commit → consumer latency, in-process), ``analytics`` (ingest rate, report
+latency, in-process). Progress goes to stderr as JSON lines; the summary table to
+stdout; the results replace this date's section of bench/RESULTS.md. See
+bench/README.md.
 """
 
 from __future__ import annotations
@@ -28,20 +33,29 @@ import traceback  # noqa: E402
 from concurrent.futures import ProcessPoolExecutor  # noqa: E402
 
 from bench import (  # noqa: E402
+    analytics,
+    catalog,
     event_latency,
     gateway_overhead,
     loadgen,
     machine,
     procmem,
+    purchase,
     report,
     signin,
+    tutor,
+    upload,
 )
 from bench.accounts import sign_up  # noqa: E402
 from bench.progress import configure_library_logging, log, warn  # noqa: E402
 from bench.stack import Stack, StackError, external_stack, start_devstack  # noqa: E402
 
-PHASES = ("gateway", "signin", "events")
+PHASES = ("gateway", "signin", "catalog", "purchase", "upload", "tutor", "events", "analytics")
+#: Phases that need the dev stack (the tutor's retrieval part runs after it stopped).
+STACK_PHASES = ("gateway", "signin", "catalog", "purchase", "upload", "tutor")
+SERVICE_PHASES = ("catalog", "purchase", "upload", "tutor")
 RESULTS = _REPO / "bench" / "RESULTS.md"
+PROFILES = _REPO / "bench" / "out" / "profiles"
 ADMIN_URL = os.environ.get(
     "UNPUZZLE_ADMIN_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -79,7 +93,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ),
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: seconds per phase")
-    parser.add_argument("--only", type=_phases, help="gateway, signin, events (comma-separated)")
+    parser.add_argument("--only", type=_phases, help=f"{', '.join(PHASES)} (comma-separated)")
     parser.add_argument(
         "--loadgen",
         choices=("auto", "wrk", "asyncio"),
@@ -111,6 +125,57 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     e.add_argument(
         "--consumer-fetch-timeout", type=float, help="EventConsumer fetch_timeout (its default)"
     )
+    c = parser.add_argument_group("catalog")
+    c.add_argument("--catalog-courses", type=int, help="courses seeded (default 2000; quick 200)")
+    c.add_argument("--catalog-sections", type=int, default=5, help="sections per course (5)")
+    c.add_argument("--catalog-lessons", type=int, default=4, help="lessons per section (4)")
+    c.add_argument("--catalog-enrollments", type=int, help="default 50000; quick 5000")
+    c.add_argument("--catalog-reviews", type=int, help="default 20000; quick 2000")
+    c.add_argument("--catalog-connections", type=int, default=16, help="default 16")
+    c.add_argument("--catalog-duration", type=float, help="seconds per run (default 6; quick 1)")
+    c.add_argument("--catalog-warmup", type=float, help="warm-up seconds (default 1; quick 0)")
+    c.add_argument(
+        "--profile-seconds",
+        type=int,
+        help="py-spy seconds per profile (default 5; quick 1; 0: none)",
+    )
+    c.add_argument("--profile-dir", type=Path, default=PROFILES, help="where profiles go")
+    c.add_argument(
+        "--profiler",
+        choices=("auto", "py-spy", "cprofile"),
+        default="auto",
+        help="auto: py-spy on the courses API when installed, else cProfile in-process",
+    )
+    pu = parser.add_argument_group("purchase")
+    pu.add_argument("--purchases", type=int, help="timed purchases (default 500; quick 30)")
+    pu.add_argument("--purchases-per-student", type=int, default=100, help="default 100")
+    pu.add_argument("--webhook-connections", type=int, default=8, help="default 8")
+    pu.add_argument("--webhook-duration", type=float, help="seconds per run (default 5; quick 1)")
+    up = parser.add_argument_group("upload")
+    up.add_argument("--upload-mb", type=int, help="file size in MB (default 200; quick 40)")
+    up.add_argument("--upload-parallel", type=int, default=4, help="chunks in flight (4)")
+    t = parser.add_argument_group("tutor")
+    t.add_argument("--tutor-messages", type=int, help="streamed answers (default 200; quick 30)")
+    t.add_argument("--passages", type=int, default=10_000, help="passages indexed (10000)")
+    t.add_argument("--retrieval-queries", type=int, help="per layout (default 500; quick 100)")
+    t.add_argument(
+        "--ai-database",
+        default="unpuzzle_bench_ai",
+        help="database whose ai schema the retrieval part re-creates",
+    )
+    a = parser.add_argument_group("analytics")
+    a.add_argument(
+        "--analytics-events", type=int, help="events ingested (default 10000; quick 2000)"
+    )
+    a.add_argument("--analytics-requests", type=int, help="per report (default 200; quick 30)")
+    a.add_argument(
+        "--analytics-courses", type=int, help="courses with a year of data (20; quick 5)"
+    )
+    a.add_argument(
+        "--analytics-database",
+        default="unpuzzle_bench_analytics",
+        help="database whose analytics schema the analytics phase re-creates",
+    )
     parser.add_argument(
         "--database", default="unpuzzle_bench", help="database of the dev stack started here"
     )
@@ -134,6 +199,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "events": 50 if quick else 500,
         "events_budget": 10.0 if quick else 40.0,
         "burst": 50 if quick else 200,
+        "catalog_courses": 200 if quick else 2000,
+        "catalog_enrollments": 5000 if quick else 50_000,
+        "catalog_reviews": 2000 if quick else 20_000,
+        "catalog_duration": 1.0 if quick else 6.0,
+        "catalog_warmup": 0.0 if quick else 1.0,
+        "profile_seconds": 1 if quick else 5,
+        "purchases": 30 if quick else 500,
+        "webhook_duration": 1.0 if quick else 5.0,
+        "upload_mb": 40 if quick else 200,
+        "tutor_messages": 30 if quick else 200,
+        "retrieval_queries": 100 if quick else 500,
+        "analytics_events": 2000 if quick else 10_000,
+        "analytics_requests": 30 if quick else 200,
+        "analytics_courses": 5 if quick else 20,
     }
     for name, value in defaults.items():
         if getattr(args, name) is None:
@@ -150,8 +229,9 @@ def run_kind(args: argparse.Namespace, phases: list[str]) -> str:
 
 async def http_phases(
     args: argparse.Namespace, phases: list[str], rep: report.RunReport, tool: str
-) -> None:
-    """Gateway and sign-in phases, with the stack up; its memory is read before it stops."""
+) -> list[str]:
+    """The phases that need the stack; its memory is read before it stops. Returns the
+    service phases that failed (a failure of gateway or signin raises)."""
     stack: Stack | None = None
     try:
         stack = external_stack()
@@ -207,15 +287,88 @@ async def http_phases(
                 duration=args.signin_duration,
                 wrk_threads=args.wrk_threads,
             )
-        rep.memory = procmem.stack_memory(
-            gateway_port=stack.gateway_port,
-            auth_port=stack.auth_port,
-            stack_pid=stack.process.pid if stack.process else None,
-        )
-        log("memory", "stack processes", processes=[m.as_dict() for m in rep.memory])
+        if "gateway" in phases or "signin" in phases:
+            # Read before the service phases reset the peaks of the processes they use.
+            rep.memory = procmem.stack_memory(
+                gateway_port=stack.gateway_port,
+                auth_port=stack.auth_port,
+                stack_pid=stack.process.pid if stack.process else None,
+            )
+            log("memory", "stack processes", processes=[m.as_dict() for m in rep.memory])
+        return await service_phases(args, phases, rep, tool, stack)
     finally:
         if stack is not None:
             await stack.stop()
+
+
+async def service_phases(
+    args: argparse.Namespace,
+    phases: list[str],
+    rep: report.RunReport,
+    tool: str,
+    stack: Stack,
+) -> list[str]:
+    """The catalog, purchase, upload and tutor phases, each on its own (one failing does
+    not stop the others); returns the ones that failed."""
+    failed: list[str] = []
+    for name in [p for p in SERVICE_PHASES if p in phases]:
+        log(name, f"phase {name} starting")
+        try:
+            if name == "catalog":
+                result = await catalog.run(
+                    tool=tool,
+                    stack=stack,
+                    admin_url=ADMIN_URL,
+                    nats_url=NATS_URL,
+                    redis_url=REDIS_URL,
+                    opts=catalog.CatalogOptions(
+                        courses=args.catalog_courses,
+                        sections=args.catalog_sections,
+                        lessons=args.catalog_lessons,
+                        enrollments=args.catalog_enrollments,
+                        reviews=args.catalog_reviews,
+                        connections=args.catalog_connections,
+                        duration=args.catalog_duration,
+                        warmup=args.catalog_warmup,
+                        profile_seconds=args.profile_seconds,
+                        profile_dir=args.profile_dir,
+                        profiler=args.profiler,
+                    ),
+                    wrk_threads=args.wrk_threads,
+                )
+            elif name == "purchase":
+                result = await purchase.run(
+                    tool=tool,
+                    stack=stack,
+                    admin_url=ADMIN_URL,
+                    nats_url=NATS_URL,
+                    purchases=args.purchases,
+                    per_student=args.purchases_per_student,
+                    connections=args.webhook_connections,
+                    duration=args.webhook_duration,
+                    wrk_threads=args.wrk_threads,
+                    quick=args.quick,
+                )
+            elif name == "upload":
+                result = await upload.run(
+                    stack=stack, megabytes=args.upload_mb, parallel=args.upload_parallel
+                )
+            else:
+                result = await tutor.run_stream(
+                    stack=stack,
+                    admin_url=ADMIN_URL,
+                    nats_url=NATS_URL,
+                    messages=args.tutor_messages,
+                    quick=args.quick,
+                )
+            rep.phases.append(result)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            warn(name, "phase failed", error=repr(exc), traceback=traceback.format_exc())
+            rep.notes.append(f"{name} failed: {exc!r}"[:600])
+            failed.append(name)
+    return failed
 
 
 def _stop_on_signals() -> None:
@@ -242,7 +395,7 @@ async def amain(args: argparse.Namespace) -> int:
     rep = report.RunReport(kind=run_kind(args, phases), facts=facts)
     failed: list[str] = []
 
-    http = [p for p in phases if p in ("gateway", "signin")]
+    http = [p for p in phases if p in STACK_PHASES]
     if http:
         tool = loadgen.choose_tool(args.loadgen)
         rep.tool = tool
@@ -253,17 +406,23 @@ async def amain(args: argparse.Namespace) -> int:
             + ("(--loadgen asyncio)" if args.loadgen == "asyncio" else "(wrk not installed)")
         )
         log("start", f"load generator: {rep.tool_detail}")
-        rep.settings.update(
-            {
-                "gateway connections": "/".join(map(str, args.connections)),
-                "gateway seconds per run": f"{args.duration:g}",
-                "rounds": args.rounds,
-                "signin connections": args.signin_connections,
-                "signin seconds": f"{args.signin_duration:g}",
-            }
-        )
+        if "gateway" in phases:
+            rep.settings.update(
+                {
+                    "gateway connections": "/".join(map(str, args.connections)),
+                    "gateway seconds per run": f"{args.duration:g}",
+                    "rounds": args.rounds,
+                }
+            )
+        if "signin" in phases:
+            rep.settings.update(
+                {
+                    "signin connections": args.signin_connections,
+                    "signin seconds": f"{args.signin_duration:g}",
+                }
+            )
         try:
-            await http_phases(args, phases, rep, tool)
+            failed += await http_phases(args, phases, rep, tool)
         except StackError as exc:
             warn("stack", f"stack unavailable; skipped {', '.join(http)}", error=str(exc))
             lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
@@ -277,6 +436,25 @@ async def amain(args: argparse.Namespace) -> int:
 
     if "events" in phases:
         rep.settings.update({"idle events": args.events, "burst": args.burst})
+    if "catalog" in phases:
+        rep.settings.update(
+            {
+                "catalog courses": args.catalog_courses,
+                "catalog connections": args.catalog_connections,
+                "catalog seconds per run": f"{args.catalog_duration:g}",
+            }
+        )
+    if "purchase" in phases:
+        rep.settings.update(
+            {"purchases": args.purchases, "webhook connections": args.webhook_connections}
+        )
+    if "upload" in phases:
+        rep.settings["upload MB"] = args.upload_mb
+    if "tutor" in phases:
+        rep.settings.update({"tutor messages": args.tutor_messages, "passages": args.passages})
+    if "analytics" in phases:
+        rep.settings["analytics events"] = args.analytics_events
+    if "events" in phases:
         try:
             rep.events = await event_latency.run(
                 admin_url=ADMIN_URL,
@@ -293,6 +471,42 @@ async def amain(args: argparse.Namespace) -> int:
             warn("events", "phase failed", error=repr(exc), traceback=traceback.format_exc())
             rep.notes.append(f"events failed: {exc!r}")
             failed.append("events")
+
+    if "tutor" in phases:
+        tutor_result = next((p for p in rep.phases if p.name == "tutor"), None)
+        if tutor_result is None:  # the streaming part could not run: retrieval still can
+            tutor_result = tutor.new_result()
+            rep.phases.append(tutor_result)
+        try:
+            await tutor.run_retrieval(
+                tutor_result,
+                admin_url=ADMIN_URL,
+                database=args.ai_database,
+                passages=args.passages,
+                queries=args.retrieval_queries,
+            )
+        except Exception as exc:
+            warn("tutor", "retrieval failed", error=repr(exc), traceback=traceback.format_exc())
+            rep.notes.append(f"tutor retrieval failed: {exc!r}"[:600])
+            failed.append("tutor")
+
+    if "analytics" in phases:
+        try:
+            rep.phases.append(
+                await analytics.run(
+                    admin_url=ADMIN_URL,
+                    nats_url=NATS_URL,
+                    redis_url=REDIS_URL,
+                    database=args.analytics_database,
+                    events=args.analytics_events,
+                    requests=args.analytics_requests,
+                    courses=args.analytics_courses,
+                )
+            )
+        except Exception as exc:
+            warn("analytics", "phase failed", error=repr(exc), traceback=traceback.format_exc())
+            rep.notes.append(f"analytics failed: {exc!r}"[:600])
+            failed.append("analytics")
 
     rep.memory.append(procmem.self_memory())
     if args.quick:
@@ -324,6 +538,7 @@ def raw(rep: report.RunReport) -> dict[str, object]:
         "signin": rep.signin.as_dict() if rep.signin else None,
         "argon2": rep.argon2.as_dict() if rep.argon2 else None,
         "events": rep.events.as_dict() if rep.events else None,
+        "phases": {p.name: p.as_dict() for p in rep.phases},
         "memory": [m.as_dict() for m in rep.memory],
         "notes": rep.notes,
     }

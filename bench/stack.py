@@ -46,6 +46,22 @@ UNLIMITED_GATEWAY_ENV = {
 }
 
 
+def service_env_for(prefix: str) -> dict[str, str]:
+    """Service settings handed to the stack the benchmark starts.
+
+    - Redis key prefixes of its own (courses' cache, ai's usage counters): a stack
+      beside a developer's shares their Redis, and the course cache must not serve the
+      other stack's catalog. They are removed when the stack stops.
+    - The AI free plan's daily limit lifted: the tutor phase sends hundreds of messages
+      as one student (the default, 20 a day, would answer 429).
+    """
+    return {
+        "COURSES_CACHE_PREFIX": f"{prefix}-courses",
+        "AI_REDIS_PREFIX": f"{prefix}-ai",
+        "AI_FREE_DAILY_LIMIT": "1000000",
+    }
+
+
 class StackError(RuntimeError):
     """The stack could not be started or reached."""
 
@@ -73,6 +89,12 @@ class Stack:
     database: str | None = None
     prefix: str | None = None
     children_seen: list[int] = field(default_factory=list)
+    #: Environment given to the stack on top of ours (limits, Redis prefixes).
+    extra_env: dict[str, str] = field(default_factory=dict)
+    #: Service and sidecar name -> port, from devstack's summary line.
+    ports: dict[str, int] = field(default_factory=dict)
+    #: Courses seeded into its database so far (bench.stackenv.seed_catalog).
+    seeded: dict[str, int] = field(default_factory=dict)
 
     @property
     def started_here(self) -> bool:
@@ -123,6 +145,7 @@ class Stack:
         log("stack", "dev stack stopped", returncode=proc.returncode)
         if self.prefix:
             await _delete_streams(self.prefix)
+            await _delete_redis_keys(self.prefix)
         if self.dev_dir is not None and proc.returncode in (0, 130, -2):
             shutil.rmtree(self.dev_dir, ignore_errors=True)
         elif self.dev_dir is not None:
@@ -145,6 +168,30 @@ async def _delete_streams(prefix: str) -> None:
         log("stack", "removed the bench streams", prefix=prefix)
     finally:
         await nc.close()
+
+
+async def _delete_redis_keys(prefix: str) -> None:
+    """Remove the Redis keys written under the bench stack's own prefixes."""
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    url = os.environ.get("UNPUZZLE_REDIS_URL", "redis://127.0.0.1:6379/0")
+    redis = Redis.from_url(url, socket_timeout=5)
+    removed = 0
+    try:
+        batch: list[bytes] = []
+        async for key in redis.scan_iter(match=f"{prefix}-*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                removed += await redis.unlink(*batch)
+                batch = []
+        if batch:
+            removed += await redis.unlink(*batch)
+        log("stack", "removed the bench Redis keys", prefix=f"{prefix}-*", keys=removed)
+    except (RedisError, OSError) as exc:
+        warn("stack", "could not remove the bench Redis keys", error=repr(exc))
+    finally:
+        await redis.aclose()
 
 
 async def _wait_exit(proc: subprocess.Popen[bytes], seconds: float) -> bool:
@@ -183,6 +230,8 @@ async def start_devstack(database: str, *, ready_within: float = 180.0) -> Stack
     env = dict(os.environ)
     for name, value in UNLIMITED_GATEWAY_ENV.items():
         env.setdefault(name, value)
+    extra = service_env_for(prefix)
+    env.update(extra)
     args = [
         sys.executable,
         "-m",
@@ -222,14 +271,32 @@ async def start_devstack(database: str, *, ready_within: float = 180.0) -> Stack
         log_path=log_path,
         database=database,
         prefix=prefix,
+        extra_env=extra,
     )
     try:
         await wait_ready(stack, ready_within)
+        stack.ports = await _ports_from_log(stack)
     except BaseException:
         await stack.stop()
         raise
     stack.children_seen = descendants(proc.pid)
     return stack
+
+
+_PORT_PAIR = re.compile(r"([a-z][a-z0-9-]*) :(\d+)")
+
+
+async def _ports_from_log(stack: Stack, within: float = 10.0) -> dict[str, int]:
+    """Service and sidecar ports from devstack's summary line (``services: auth :8101, ...``)."""
+    deadline = time.monotonic() + within
+    while True:
+        for line in stack.log_tail(200).splitlines():
+            if line.strip().startswith("services:"):
+                return {name: int(port) for name, port in _PORT_PAIR.findall(line)}
+        if time.monotonic() > deadline:
+            warn("stack", "no services line in the devstack log: service ports unknown")
+            return {}
+        await asyncio.sleep(0.2)
 
 
 def devstack_options() -> set[str]:
