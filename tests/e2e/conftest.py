@@ -149,8 +149,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "GATEWAY_RATE_LIMIT_STRICT_BURST": "30",
         # The journeys together send 30-70 requests a second from one address for
         # stretches of several seconds; the dev default (20r/s, burst 100) is for one
-        # client at a human pace. No journey tests the per-address limit.
-        "GATEWAY_RATE_LIMIT_ADDRESS": "200r/s",
+        # client at a human pace. No journey tests the gateway's per-address or per-user
+        # limits (gateway/tests does); the fuzz run sends thousands of requests.
+        "GATEWAY_RATE_LIMIT_ADDRESS": "1000r/s",
+        "GATEWAY_RATE_LIMIT_ADDRESS_BURST": "1000",
+        "GATEWAY_RATE_LIMIT_USER": "1000r/s",
+        "GATEWAY_RATE_LIMIT_USER_BURST": "1000",
         "PYTHONUNBUFFERED": "1",
     }
     command = [sys.executable, "-m", "devstack", "up", "--port", str(port)]

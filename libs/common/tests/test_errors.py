@@ -211,3 +211,25 @@ async def test_a_lost_database_connection_is_503_with_retry_after(client) -> Non
     body = assert_problem(response, 503)
     assert response.headers["retry-after"] == "1"
     assert "SELECT" not in response.text and "retry" in body["detail"]
+
+
+async def test_an_unexpected_error_is_answered_without_re_raising(client_for) -> None:
+    # Re-raising after the 500 makes the server drop the connection, and a proxy that
+    # pooled it fails the next request with a 502 (found by fuzzing through nginx).
+    strict = client_for(build_app(), raise_app_exceptions=True)
+    response = await strict.get("/boom")
+    assert_problem(response, 500)
+
+
+async def test_a_value_the_database_refuses_is_422_not_500(client_for) -> None:
+    from sqlalchemy.exc import DataError
+
+    app = build_app()
+
+    @app.get("/nul")
+    async def nul() -> None:
+        raise DataError("INSERT", {}, ValueError("text fields cannot contain NUL (0x00) bytes"))
+
+    response = await client_for(app, raise_app_exceptions=True).get("/nul")
+    body = assert_problem(response, 422)
+    assert body["errors"][0]["field"] == "request"

@@ -210,7 +210,62 @@ def create_service_app(
 
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
     _add_health_routes(app)
+    _document_problems(app)
     return app
+
+
+PROBLEM_SCHEMA = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details; `errors` lists field failures of a 422.",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Say in the OpenAPI document what errors really look like: problem+json.
+
+    FastAPI documents 422s as its own ``HTTPValidationError`` JSON; every operation here
+    answers errors (422 and any other) as ``application/problem+json``.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        schemas["Problem"] = PROBLEM_SCHEMA
+        problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                if "422" in responses:
+                    responses["422"] = {"description": "Validation failed", "content": problem}
+                responses.setdefault(
+                    "default", {"description": "An error (problem details)", "content": problem}
+                )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _add_health_routes(app: FastAPI) -> None:

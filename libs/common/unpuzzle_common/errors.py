@@ -8,14 +8,16 @@ An unexpected exception answers 500 with no internals; the details go to the log
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://docs.unpuzzle.dev/problems/"
@@ -195,6 +197,23 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DBAPIError)
+    if isinstance(exc, DataError):
+        # A value the database cannot hold (a NUL byte in text, a number out of its
+        # column's range) that validation let through: the request's fault, not ours.
+        log.info(
+            "value refused by the database on %s %s: %s",
+            request.method,
+            request.url.path,
+            type(exc.orig).__name__ if exc.orig else "DataError",
+        )
+        return problem_response(
+            ValidationFailed(
+                "A value in the request cannot be stored: it is out of range or contains "
+                "characters that are not allowed (such as NUL).",
+                errors=[{"field": "request", "message": "value out of range or not allowed"}],
+            ),
+            request,
+        )
     if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
         # The connection was lost (restart, failover, terminated backend): the pool
         # replaces it, so the same request is expected to succeed when retried.
@@ -221,6 +240,51 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(problem, request)
 
 
+class UnexpectedErrorMiddleware:
+    """Answer an unhandled exception with a 500 problem and keep the connection usable.
+
+    Starlette's own last-resort handler re-raises after answering, which makes the
+    server close the connection; a proxy that pooled it (nginx keepalive) then fails
+    the next request on it with a 502. This middleware answers and does not re-raise.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise  # the answer is half sent: closing the connection is all that is left
+            problem = Problem("An unexpected error occurred; it has been logged.")
+            problem.status, problem.slug = 500, "internal-error"
+            body = json.dumps(problem.body(scope.get("path"))).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", PROBLEM_JSON.encode()),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Make every error path of ``app`` answer problem+json."""
     app.add_exception_handler(Problem, _on_problem)
@@ -228,3 +292,4 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(DBAPIError, _on_database_error)
     app.add_exception_handler(Exception, _on_unexpected)
+    app.add_middleware(UnexpectedErrorMiddleware)

@@ -85,7 +85,13 @@ def resolve_range(
     if end is None:
         end = max(today, start) if start is not None else today
     if start is None:
-        start = end - timedelta(days=default_days - 1)
+        try:
+            start = end - timedelta(days=default_days - 1)
+        except OverflowError:
+            message = "is before the first day a report can cover"
+            raise ValidationFailed(
+                f"to: {message}", errors=[{"field": "to", "message": message}]
+            ) from None
     if start > end:
         raise ValidationFailed(
             "from: must not be after to",

@@ -12,6 +12,8 @@ from courses_service.text import light_text, plain_text, rich_text
 
 #: Minor units of the currency (1999 = 19.99). Strict: floats and strings are refused.
 Price = Annotated[StrictInt, Field(ge=0, le=99_999_999)]
+#: Upper bound of the catalog's price filters: the largest value the price column holds.
+MAX_PRICE_FILTER = 2**31 - 1
 Position = Annotated[StrictInt, Field(ge=0, le=10_000)]
 Seconds = Annotated[StrictInt, Field(ge=0, le=7 * 24 * 3600)]
 Title = Annotated[str, Field(min_length=1, max_length=200)]

@@ -26,7 +26,14 @@ from courses_service.access import (
 )
 from courses_service.api.deps import CoursesContext, courses_context, json_response
 from courses_service.cache import catalog_key
-from courses_service.schemas import CourseCreate, CourseDetail, CourseSummary, CourseUpdate, Sort
+from courses_service.schemas import (
+    MAX_PRICE_FILTER,
+    CourseCreate,
+    CourseDetail,
+    CourseSummary,
+    CourseUpdate,
+    Sort,
+)
 from unpuzzle_common.auth import (
     ADMIN,
     INSTRUCTOR,
@@ -54,8 +61,12 @@ async def list_courses(
     q: str | None = Query(None, max_length=200, description="Full-text search."),
     category: str | None = Query(None, max_length=120, description="Category id or slug."),
     instructor_id: uuid.UUID | None = None,
-    price_min: int | None = Query(None, ge=0, description="Minor units, inclusive."),
-    price_max: int | None = Query(None, ge=0, description="Minor units, inclusive."),
+    price_min: int | None = Query(
+        None, ge=0, le=MAX_PRICE_FILTER, description="Minor units, inclusive."
+    ),
+    price_max: int | None = Query(
+        None, ge=0, le=MAX_PRICE_FILTER, description="Minor units, inclusive."
+    ),
     free: bool | None = Query(None, description="true: free courses only; false: paid only."),
     sort: Sort | None = Query(
         None, description="newest (default), popular, rating, price; relevance with q."
