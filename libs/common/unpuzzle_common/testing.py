@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import os
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import jwt
 import psycopg
+from cryptography.hazmat.primitives.asymmetric import ec
 from psycopg import sql
 from sqlalchemy import make_url
 
+from unpuzzle_common.auth import TokenVerifier, VerificationKey
 from unpuzzle_common.db import _PROVISION_LOCK, libpq_url, provision_service, role_name
 from unpuzzle_common.migrations import upgrade_to_head
 
@@ -99,3 +103,46 @@ async def delete_streams_with_prefix(js, prefix: str) -> None:
     for info in await js.streams_info():
         if info.config.name.lower().startswith(prefix.lower()):
             await js.delete_stream(info.config.name)
+
+
+class TokenMint:
+    """Signs access tokens the way the auth service does (ES256, ``kid``, standard claims).
+
+    Service tests use it instead of a running auth service: ``verifier()`` is a real
+    :class:`~unpuzzle_common.auth.TokenVerifier` whose key lookup knows this mint's key.
+    """
+
+    def __init__(
+        self,
+        kid: str = "test-key",
+        *,
+        issuer: str = "unpuzzle-auth",
+        audience: str = "unpuzzle-api",
+    ) -> None:
+        self.kid, self.issuer, self.audience = kid, issuer, audience
+        self._private = ec.generate_private_key(ec.SECP256R1())
+        self._public = VerificationKey(kid=kid, alg="ES256", key=self._private.public_key())
+
+    async def lookup(self, kid: str) -> VerificationKey | None:
+        """Key lookup for a :class:`TokenVerifier`: this mint's key, or None."""
+        return self._public if kid == self.kid else None
+
+    def verifier(self) -> TokenVerifier:
+        """A real token verifier that trusts this mint."""
+        return TokenVerifier(self.lookup, issuer=self.issuer, audience=self.audience)
+
+    def token(self, user_id: uuid.UUID, roles: tuple[str, ...], **overrides: object) -> str:
+        """An access token for ``user_id`` with ``roles``; ``overrides`` replace claims."""
+        now = datetime.now(UTC)
+        claims = {
+            "sub": str(user_id),
+            "email": f"{user_id.hex[:8]}@example.com",
+            "roles": list(roles),
+            "iss": self.issuer,
+            "aud": self.audience,
+            "iat": now,
+            "exp": now + timedelta(minutes=15),
+            "jti": uuid.uuid4().hex,
+            **overrides,
+        }
+        return jwt.encode(claims, self._private, algorithm="ES256", headers={"kid": self.kid})

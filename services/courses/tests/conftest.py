@@ -12,14 +12,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
 from nats.js import JetStreamContext
 from sqlalchemy import func, select
 
@@ -28,13 +26,13 @@ from courses_service.main import create_app
 from courses_service.models import outbox
 from courses_service.settings import Settings
 from courses_service.users import apply_user_snapshot
-from unpuzzle_common.auth import TokenVerifier, VerificationKey
 from unpuzzle_common.db import transaction
 from unpuzzle_common.events import connect, jetstream_context
 from unpuzzle_common.events.schemas import UserRegistered
 from unpuzzle_common.testing import (
     NATS_URL,
     REDIS_URL,
+    TokenMint,
     delete_streams_with_prefix,
     fresh_service_database,
     truncate_schema,
@@ -65,38 +63,9 @@ def settings(courses_database_url: str) -> Settings:
     )
 
 
-class TokenMint:
-    """Signs access tokens the way the auth service does (ES256, kid, standard claims)."""
-
-    def __init__(self) -> None:
-        self._private = ec.generate_private_key(ec.SECP256R1())
-        self._public = VerificationKey(kid=KID, alg="ES256", key=self._private.public_key())
-
-    async def lookup(self, kid: str) -> VerificationKey | None:
-        return self._public if kid == KID else None
-
-    def verifier(self) -> TokenVerifier:
-        return TokenVerifier(self.lookup, issuer=ISSUER, audience=AUDIENCE)
-
-    def token(self, user_id: uuid.UUID, roles: tuple[str, ...], **overrides: Any) -> str:
-        now = datetime.now(UTC)
-        claims = {
-            "sub": str(user_id),
-            "email": f"{user_id.hex[:8]}@example.com",
-            "roles": list(roles),
-            "iss": ISSUER,
-            "aud": AUDIENCE,
-            "iat": now,
-            "exp": now + timedelta(minutes=15),
-            "jti": uuid.uuid4().hex,
-            **overrides,
-        }
-        return jwt.encode(claims, self._private, algorithm="ES256", headers={"kid": KID})
-
-
 @pytest.fixture(scope="session")
 def mint() -> TokenMint:
-    return TokenMint()
+    return TokenMint(KID, issuer=ISSUER, audience=AUDIENCE)
 
 
 @pytest.fixture(scope="session")
