@@ -144,6 +144,21 @@ async def test_create_event_tables_is_idempotent(events_env: EventsEnv) -> None:
     assert any("UNIQUE" in d and "event_id" in d for d in indexes), indexes
 
 
+async def test_drop_event_tables_undoes_create(events_env: EventsEnv) -> None:
+    from unpuzzle_common.events.outbox import drop_event_tables
+
+    env = events_env
+    count = text(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = :s AND tablename IN ('outbox', 'inbox')"
+    )
+    async with env.engine.begin() as conn:
+        await conn.run_sync(drop_event_tables, env.service)
+        dropped = (await conn.execute(count, {"s": env.service})).scalar()
+        await conn.run_sync(create_event_tables, env.service)
+        created = (await conn.execute(count, {"s": env.service})).scalar()
+    assert (dropped, created) == (0, 2)
+
+
 async def _none_unpublished(env: EventsEnv) -> bool:
     return not await _unpublished(env)
 

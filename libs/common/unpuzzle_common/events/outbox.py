@@ -97,6 +97,14 @@ def create_event_tables(sync_connection: Connection, schema: str) -> None:
     metadata.create_all(sync_connection, checkfirst=True)
 
 
+def drop_event_tables(sync_connection: Connection, schema: str) -> None:
+    """Drop ``outbox`` and ``inbox`` from ``schema`` (a migration's downgrade)."""
+    metadata = MetaData(schema=schema)
+    outbox_table(metadata)
+    inbox_table(metadata)
+    metadata.drop_all(sync_connection, checkfirst=True)
+
+
 def outbox_channel(schema: str | None) -> str:
     """The LISTEN/NOTIFY channel announcing new rows of a schema's outbox."""
     return f"outbox_{schema}" if schema else "outbox"

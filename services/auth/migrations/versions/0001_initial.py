@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from unpuzzle_common.events.outbox import create_event_tables, drop_event_tables
+
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -18,48 +20,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "inbox",
-        sa.Column("consumer", sa.Text(), nullable=False),
-        sa.Column("event_id", sa.Uuid(), nullable=False),
-        sa.Column(
-            "received_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.PrimaryKeyConstraint("consumer", "event_id"),
-        schema="auth",
-    )
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
-        sa.Column("event_id", sa.Uuid(), nullable=False),
-        sa.Column("type", sa.Text(), nullable=False),
-        sa.Column("subject", sa.Text(), nullable=False),
-        sa.Column("payload", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-        sa.Column("traceparent", sa.Text(), nullable=True),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("attempts", sa.Integer(), server_default=sa.text("0"), nullable=False),
-        sa.Column("last_error", sa.Text(), nullable=True),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("event_id"),
-        schema="auth",
-    )
-    op.create_index(
-        "ix_outbox_unpublished",
-        "outbox",
-        ["id"],
-        unique=False,
-        schema="auth",
-        postgresql_where=sa.text("published_at IS NULL"),
-    )
+    # The event tables are defined once, in unpuzzle_common.events.outbox.
+    create_event_tables(op.get_bind(), "auth")
     op.create_table(
         "signing_keys",
         sa.Column("kid", sa.String(length=64), nullable=False),
@@ -171,6 +133,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    drop_event_tables(op.get_bind(), "auth")
     op.drop_index("ix_refresh_tokens_session", table_name="refresh_tokens", schema="auth")
     op.drop_table("refresh_tokens", schema="auth")
     op.drop_index("ix_sessions_user", table_name="sessions", schema="auth")
@@ -178,11 +141,3 @@ def downgrade() -> None:
     op.drop_table("password_resets", schema="auth")
     op.drop_table("users", schema="auth")
     op.drop_table("signing_keys", schema="auth")
-    op.drop_index(
-        "ix_outbox_unpublished",
-        table_name="outbox",
-        schema="auth",
-        postgresql_where=sa.text("published_at IS NULL"),
-    )
-    op.drop_table("outbox", schema="auth")
-    op.drop_table("inbox", schema="auth")

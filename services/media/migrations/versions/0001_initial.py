@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from unpuzzle_common.events.outbox import create_event_tables, drop_event_tables
+
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -18,6 +20,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    # The event tables are defined once, in unpuzzle_common.events.outbox.
+    create_event_tables(op.get_bind(), "media")
     op.create_table(
         "courses",
         sa.Column("course_id", sa.UUID(), nullable=False),
@@ -42,19 +46,6 @@ def upgrade() -> None:
         "enrollments",
         ["user_id", "course_id"],
         unique=False,
-        schema="media",
-    )
-    op.create_table(
-        "inbox",
-        sa.Column("consumer", sa.Text(), nullable=False),
-        sa.Column("event_id", sa.Uuid(), nullable=False),
-        sa.Column(
-            "received_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.PrimaryKeyConstraint("consumer", "event_id"),
         schema="media",
     )
     op.create_table(
@@ -106,35 +97,6 @@ def upgrade() -> None:
         ["owner_id", "created_at", "id"],
         unique=False,
         schema="media",
-    )
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
-        sa.Column("event_id", sa.Uuid(), nullable=False),
-        sa.Column("type", sa.Text(), nullable=False),
-        sa.Column("subject", sa.Text(), nullable=False),
-        sa.Column("payload", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-        sa.Column("traceparent", sa.Text(), nullable=True),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("attempts", sa.Integer(), server_default=sa.text("0"), nullable=False),
-        sa.Column("last_error", sa.Text(), nullable=True),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("event_id"),
-        schema="media",
-    )
-    op.create_index(
-        "ix_outbox_unpublished",
-        "outbox",
-        ["id"],
-        unique=False,
-        schema="media",
-        postgresql_where=sa.text("published_at IS NULL"),
     )
     op.create_table(
         "upload_sessions",
@@ -241,6 +203,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    drop_event_tables(op.get_bind(), "media")
     op.drop_table("upload_chunks", schema="media")
     op.drop_index("ix_processing_jobs_due", table_name="processing_jobs", schema="media")
     op.drop_table("processing_jobs", schema="media")
@@ -254,16 +217,8 @@ def downgrade() -> None:
         postgresql_where=sa.text("status = 'open'"),
     )
     op.drop_table("upload_sessions", schema="media")
-    op.drop_index(
-        "ix_outbox_unpublished",
-        table_name="outbox",
-        schema="media",
-        postgresql_where=sa.text("published_at IS NULL"),
-    )
-    op.drop_table("outbox", schema="media")
     op.drop_index("ix_media_files_owner_created", table_name="media_files", schema="media")
     op.drop_table("media_files", schema="media")
-    op.drop_table("inbox", schema="media")
     op.drop_index("ix_enrollments_user_course", table_name="enrollments", schema="media")
     op.drop_table("enrollments", schema="media")
     op.drop_table("courses", schema="media")
