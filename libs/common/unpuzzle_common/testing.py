@@ -11,14 +11,19 @@ environment variables (localhost defaults match the project's machines and CI):
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jwt
 import psycopg
 from cryptography.hazmat.primitives.asymmetric import ec
+from nats.js import JetStreamContext
 from psycopg import sql
 from sqlalchemy import make_url
 
@@ -146,3 +151,29 @@ class TokenMint:
             **overrides,
         }
         return jwt.encode(claims, self._private, algorithm="ES256", headers={"kid": self.kid})
+
+
+async def eventually(check, *, timeout: float = 10.0, interval: float = 0.05):  # noqa: ASYNC109 - a polling deadline, not a cancel scope
+    """Poll the async ``check`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")
+        await asyncio.sleep(interval)
+
+
+@asynccontextmanager
+async def jetstream_for_tests(prefix: str, name: str) -> AsyncIterator[JetStreamContext]:
+    """JetStream on the test NATS; the streams under ``prefix`` are removed afterwards."""
+    from unpuzzle_common.events.bus import connect, jetstream_context
+
+    nc = await asyncio.wait_for(connect(NATS_URL, name), 5)
+    context = jetstream_context(nc)
+    try:
+        yield context
+    finally:
+        await delete_streams_with_prefix(context, prefix)
+        await nc.close()

@@ -7,8 +7,6 @@ of fetching the auth service's JWKS). Everything else is the production wiring.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -27,16 +25,18 @@ from courses_service.models import outbox
 from courses_service.settings import Settings
 from courses_service.users import apply_user_snapshot
 from unpuzzle_common.db import transaction
-from unpuzzle_common.events import connect, jetstream_context
 from unpuzzle_common.events.schemas import UserRegistered
 from unpuzzle_common.testing import (
     NATS_URL,
     REDIS_URL,
     TokenMint,
-    delete_streams_with_prefix,
     fresh_service_database,
+    jetstream_for_tests,
     truncate_schema,
     unique_prefix,
+)
+from unpuzzle_common.testing import (
+    eventually as poll_until,
 )
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
@@ -243,27 +243,11 @@ def consumer(app, settings: Settings):
 @pytest.fixture
 async def js(settings: Settings) -> AsyncIterator[JetStreamContext]:
     """JetStream on the test NATS; the streams of this test's prefix are removed after."""
-    nc = await asyncio.wait_for(connect(NATS_URL, "courses-tests"), 5)
-    context = jetstream_context(nc)
-    try:
+    async with jetstream_for_tests(settings.events_prefix, "courses-tests") as context:
         yield context
-    finally:
-        await delete_streams_with_prefix(context, settings.events_prefix)
-        await nc.close()
-
-
-async def _eventually(check, *, timeout: float = 10.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")
-        await asyncio.sleep(interval)
 
 
 @pytest.fixture
 def eventually():
     """``await eventually(async_check)``: poll until truthy, fail after a timeout."""
-    return _eventually
+    return poll_until

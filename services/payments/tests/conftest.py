@@ -8,9 +8,7 @@ with the real :class:`TokenVerifier`, whose key lookup knows only that key.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,17 +28,19 @@ from payments_service.fake_stripe import FakeStripe
 from payments_service.main import create_app
 from payments_service.models import outbox, payments
 from payments_service.settings import Settings
-from unpuzzle_common.events import connect, jetstream_context
 from unpuzzle_common.events.envelope import Envelope
 from unpuzzle_common.events.schemas import CoursePublished, CourseUnpublished, EnrollmentCreated
 from unpuzzle_common.testing import (
     NATS_URL,
     REDIS_URL,
     TokenMint,
-    delete_streams_with_prefix,
     fresh_service_database,
+    jetstream_for_tests,
     truncate_schema,
     unique_prefix,
+)
+from unpuzzle_common.testing import (
+    eventually as poll_until,
 )
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
@@ -355,27 +355,11 @@ def paid(app, buy, send_event) -> Callable[..., Awaitable[dict]]:
 @pytest.fixture
 async def js(settings: Settings) -> AsyncIterator[JetStreamContext]:
     """JetStream on the test NATS; the streams of this test's prefix are removed after."""
-    nc = await asyncio.wait_for(connect(NATS_URL, "payments-tests"), 5)
-    context = jetstream_context(nc)
-    try:
+    async with jetstream_for_tests(settings.events_prefix, "payments-tests") as context:
         yield context
-    finally:
-        await delete_streams_with_prefix(context, settings.events_prefix)
-        await nc.close()
-
-
-async def _eventually(check, *, timeout: float = 10.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")
-        await asyncio.sleep(interval)
 
 
 @pytest.fixture
 def eventually():
     """``await eventually(async_check)``: poll until truthy, fail after a timeout."""
-    return _eventually
+    return poll_until
