@@ -70,3 +70,18 @@ async def test_ensure_stream_updates_subjects_and_window(events_env: EventsEnv) 
     dlq = await ensure_dlq_stream(env.js, env.prefix)
     assert dlq.config.subjects == [f"{env.prefix}.dlq.>"]
     assert (await ensure_dlq_stream(env.js, env.prefix)).config == dlq.config
+
+
+async def test_workers_starting_together_both_get_the_stream(events_env: EventsEnv) -> None:
+    # Two workers racing through "not found → create": the loser must not fail.
+    import asyncio
+
+    env = events_env
+    name = f"{env.prefix}_RACE".upper()
+    try:
+        results = await asyncio.gather(
+            *(ensure_stream(env.js, name, [f"{env.prefix}.race.>"]) for _ in range(4))
+        )
+        assert {r.config.name for r in results} == {name}
+    finally:
+        await env.js.delete_stream(name)

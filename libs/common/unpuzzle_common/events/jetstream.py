@@ -33,7 +33,7 @@ from nats.js.api import (
     StreamConfig,
     StreamInfo,
 )
-from nats.js.errors import NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,12 @@ async def ensure_stream(
         current = (await js.stream_info(name)).config
     except NotFoundError:
         log.info("creating stream %s on %s", name, subjects)
-        return await js.add_stream(wanted)
+        try:
+            return await js.add_stream(wanted)
+        except BadRequestError:
+            # Another process (two workers starting together) created it between our
+            # look-up and our create: apply the config to the stream that now exists.
+            current = (await js.stream_info(name)).config
     if current.storage != storage:
         raise ValueError(f"stream {name} has storage {current.storage}, wanted {storage}")
     if (
