@@ -28,7 +28,7 @@ class Job:
 
 @dataclass(frozen=True)
 class Sidecar:
-    """A helper process a service needs in development (a local S3, a fake Stripe).
+    """A helper process a service needs in development (a local S3, a fake Stripe or OpenAI).
 
     Started before the service as ``python -m <args>`` with ``{port}`` and ``{dev_dir}``
     filled in; the stack waits until ``port`` accepts connections. ``port`` is moved to
@@ -101,9 +101,20 @@ def _auth_env(ctx: StackContext) -> dict[str, str]:
     }
 
 
+#: The key media sends to the dev stack's fake OpenAI (which takes any key).
+DEV_OPENAI_API_KEY = "sk-unpuzzle-dev-only"
+
+
 def _media_env(ctx: StackContext) -> dict[str, str]:
     # media_service.local_s3: moto in server mode, objects in memory.
-    return {"MEDIA_S3_ENDPOINT_URL": f"http://127.0.0.1:{ctx.sidecar_ports['media-s3']}"}
+    env = {"MEDIA_S3_ENDPOINT_URL": f"http://127.0.0.1:{ctx.sidecar_ports['media-s3']}"}
+    # devstack.fake_openai: transcripts read from the media's tags, no speech recognition.
+    # A key given in the environment wins: media then talks to the real API (or to
+    # MEDIA_OPENAI_BASE_URL, when that is given too).
+    if not ctx.environ.get("MEDIA_OPENAI_API_KEY"):
+        env["MEDIA_OPENAI_API_KEY"] = DEV_OPENAI_API_KEY
+        env["MEDIA_OPENAI_BASE_URL"] = f"http://127.0.0.1:{ctx.sidecar_ports['media-openai']}/v1"
+    return env
 
 
 def _payments_env(ctx: StackContext) -> dict[str, str]:
@@ -135,6 +146,11 @@ SERVICES: tuple[Service, ...] = (
                 "media-s3",
                 ("media_service.local_s3", "--port", "{port}"),
                 port=9000,
+            ),
+            Sidecar(
+                "media-openai",
+                ("devstack.fake_openai", "--port", "{port}"),
+                port=8190,
             ),
         ),
         extra_env=_media_env,

@@ -150,3 +150,27 @@ def test_a_new_secret_beside_existing_signing_keys_is_refused(tmp_path):
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
             )
+
+
+def test_media_transcribes_through_the_fake_openai_sidecar_unless_given_a_key(
+    tmp_path, monkeypatch
+):
+    from devstack.registry import DEV_OPENAI_API_KEY, SERVICES
+    from devstack.stack import Options, Stack
+
+    (media,) = [s for s in SERVICES if s.name == "media"]
+    assert [s.name for s in media.sidecars] == ["media-s3", "media-openai"]
+    monkeypatch.delenv("MEDIA_OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("MEDIA_OPENAI_BASE_URL", raising=False)
+    stack = Stack(Options(dev_dir=tmp_path, free_ports=True), services=[media])
+    stack.load_secrets()
+    stack.sidecar_ports["media-openai"] = 18190  # as --free-ports would move it
+    env = stack.service_env(media)
+    assert env["MEDIA_OPENAI_API_KEY"] == DEV_OPENAI_API_KEY
+    assert env["MEDIA_OPENAI_BASE_URL"] == "http://127.0.0.1:18190/v1"
+
+    # A developer's own key reaches media untouched (the real API, or their base URL).
+    monkeypatch.setenv("MEDIA_OPENAI_API_KEY", "sk-a-real-key")
+    env = stack.service_env(media)
+    assert env["MEDIA_OPENAI_API_KEY"] == "sk-a-real-key"
+    assert "MEDIA_OPENAI_BASE_URL" not in env

@@ -20,6 +20,7 @@ kept after the run for inspection).
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import hashlib
 import hmac
@@ -132,8 +133,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     database = os.environ.get("UNPUZZLE_E2E_DATABASE") or f"unpuzzle_e2e_{run_id}"
     admin_email = f"admin-{prefix}@example.com"
     admin_password = secrets.token_urlsafe(16)
+    # A developer's real transcription key must not reach the stack: the journeys
+    # expect the dev stack's fake OpenAI server (devstack/fake_openai.py).
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("MEDIA_OPENAI_")}
     env = {
-        **os.environ,
+        **inherited,
         "ADMIN_EMAIL": admin_email,
         "ADMIN_PASSWORD": admin_password,
         "UNPUZZLE_ADMIN_DATABASE_URL": ADMIN_URL,
@@ -352,6 +356,88 @@ class Journeys(Api):
 
     def enroll(self, student: User, course_id: str) -> httpx.Response:
         return self.http.post(f"/api/v1/courses/{course_id}/enroll", headers=student.headers)
+
+    def upload_in_chunks(
+        self, owner: User, path: Path, content_type: str = "video/mp4"
+    ) -> tuple[dict, dict]:
+        """A resumable upload as a client sends it: open, every chunk (with its
+        ``Content-MD5``), complete. Returns the opened upload and the completed media."""
+        data = path.read_bytes()
+        opened = self.http.post(
+            "/api/v1/media/uploads",
+            json={"filename": path.name, "file_size": len(data), "content_type": content_type},
+            headers=owner.headers,
+        )
+        assert opened.status_code == 201, opened.text
+        upload = opened.json()
+        size, upload_id = upload["chunk_size"], upload["upload_id"]
+        for number, start in enumerate(range(0, len(data), size)):
+            chunk = data[start : start + size]
+            md5 = base64.b64encode(hashlib.md5(chunk).digest()).decode()
+            sent = self.http.put(
+                f"/api/v1/media/uploads/{upload_id}/chunks/{number}",
+                content=chunk,
+                headers={**owner.headers, "Content-MD5": md5},
+            )
+            assert sent.status_code == 200, sent.text
+            assert sent.json()["size"] == len(chunk), sent.text
+        completed = self.http.post(
+            f"/api/v1/media/uploads/{upload_id}/complete", headers=owner.headers
+        )
+        assert completed.status_code == 201, completed.text
+        return upload, completed.json()
+
+    def processed_media(self, owner: User, media_id: str, *, timeout: float) -> dict:
+        """The media file once the worker has processed it (``ready``; never ``failed``)."""
+
+        def ready() -> dict:
+            response = self.http.get(f"/api/v1/media/{media_id}", headers=owner.headers)
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert body["processing_status"] != "failed", body
+            assert body["processing_status"] == "ready", body["processing_status"]
+            return body
+
+        return eventually(ready, timeout=timeout, interval=0.3)
+
+    def tutor_session(self, student: User, course_id: str, *, timeout: float) -> str:
+        """A chat session on the course, once ai has learnt the course and the enrollment."""
+
+        def session() -> str:
+            response = self.http.post(
+                "/api/v1/ai/sessions",
+                json={"course_id": course_id, "session_type": "chat"},
+                headers=student.headers,
+            )
+            assert response.status_code == 201, response.text
+            return response.json()["id"]
+
+        return eventually(session, timeout=timeout)
+
+    def ask_streamed(self, user: User, session_id: str, question: str) -> list[tuple[str, dict]]:
+        """Ask the tutor with ``Accept: text/event-stream``; the (event, data) pairs."""
+        with self.http.stream(
+            "POST",
+            f"/api/v1/ai/sessions/{session_id}/messages",
+            json={"content": question},
+            headers={**user.headers, "Accept": "text/event-stream"},
+        ) as response:
+            assert response.status_code == 200, response.read().decode()
+            assert response.headers["content-type"].startswith("text/event-stream")
+            return list(server_sent_events(response))
+
+
+def server_sent_events(response: httpx.Response) -> Iterator[tuple[str, dict]]:
+    """(event, data) pairs of a ``text/event-stream``, parsed as the lines arrive."""
+    event, data = None, []
+    for line in response.iter_lines():
+        if line.startswith("event:"):
+            event = line.removeprefix("event:").strip()
+        elif line.startswith("data:"):
+            data.append(line.removeprefix("data:").strip())
+        elif line == "" and event is not None:
+            yield event, json.loads("\n".join(data))
+            event, data = None, []
 
 
 @pytest.fixture
