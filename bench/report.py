@@ -32,7 +32,9 @@ commit → consumer p99 < {EVENT_TARGET_P99_MS:g} ms on an idle machine; cached 
 visible p99 < 100 ms; a chunked upload through the gateway ≥ 50 % of a direct S3 write;
 tutor time to first streamed byte p99 < 50 ms, retrieval over 10,000 passages p99 < 20 ms;
 analytics ingest ≥ 2,000 events/s, reports over a year p99 < 50 ms. A target not met is
-recorded, never a failure.
+recorded, never a failure. The mixed workload (browse, search, detail, enroll, progress,
+AI through the gateway) has no target: it records requests/s, p50/p99 per route, errors
+and each process's peak memory.
 
 {MARKER}
 """
@@ -243,9 +245,41 @@ def _phase_rows(p: PhaseResult) -> list[list[str]]:
     ]
 
 
+#: The mixed workload's table: one row per route, the answers it got by status.
+MIXED_HEADERS = ["route", "n", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors", "answers"]
+
+
+def _mixed_rows(p: PhaseResult, *, markdown: bool) -> list[list[str]]:
+    """The mixed phase's routes, then its total (bold in markdown)."""
+    routes = p.raw.get("routes", {})
+    rows = []
+    for row in p.rows:
+        statuses = routes.get(row.label, {}).get("statuses", {})
+        cells = [
+            row.label,
+            str(row.n),
+            "-" if row.rate is None else f"{row.rate:,.1f}",
+            ms(row.p50),
+            ms(row.p90),
+            ms(row.p99),
+            ms(row.max),
+            str(row.errors),
+            ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items())) or "-",
+        ]
+        if markdown:
+            cells = [c.replace("|", "\\|") for c in cells]
+            if row.label not in routes:  # the total
+                cells = [f"**{c}**" if c != "-" else c for c in cells]
+        rows.append(cells)
+    return rows
+
+
 def _phase_markdown(p: PhaseResult) -> list[str]:
     out = [f"### {p.title}", ""]
-    if p.rows:
+    if p.rows and p.name == "mixed":
+        out += _table(MIXED_HEADERS, _mixed_rows(p, markdown=True))
+        out.append("")
+    elif p.rows:
         out += _table(PHASE_HEADERS, _phase_rows(p))
         out.append("")
     for t in p.targets:
@@ -262,7 +296,9 @@ def _phase_markdown(p: PhaseResult) -> list[str]:
 
 def _phase_text(p: PhaseResult) -> list[str]:
     out = ["", p.title.replace("`", "")]
-    if p.rows:
+    if p.rows and p.name == "mixed":
+        out += _text_table(MIXED_HEADERS, _mixed_rows(p, markdown=False))
+    elif p.rows:
         out += _text_table(PHASE_HEADERS, _phase_rows(p))
     for t in p.targets:
         out.append(f"  target {t.what}: {t.measured} — {verdict(t.met)}")

@@ -5,10 +5,11 @@ Phases (``--only`` picks some): ``gateway`` (GET /me through nginx vs. direct),
 uncached, through the gateway; one profile), ``purchase`` (webhook accepted → enrollment
 visible; webhook intake), ``upload`` (chunked upload through the gateway vs. straight to
 S3), ``tutor`` (first streamed byte of an SSE answer; retrieval over 10,000 passages),
-``events`` (commit → consumer latency, in-process), ``analytics`` (ingest rate, report
-latency, in-process). Progress goes to stderr as JSON lines; the summary table to
-stdout; the results replace this date's section of bench/RESULTS.md. See
-bench/README.md.
+``mixed`` (browse, search, detail, enroll, progress and AI usage at once, through the
+gateway: req/s, p50/p99 per route, errors, peak memory of every process), ``events``
+(commit → consumer latency, in-process), ``analytics`` (ingest rate, report latency,
+in-process). Progress goes to stderr as JSON lines; the summary table to stdout; the
+results replace this date's section of bench/RESULTS.md. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from bench import (  # noqa: E402
     gateway_overhead,
     loadgen,
     machine,
+    mixed,
     procmem,
     purchase,
     report,
@@ -50,10 +52,20 @@ from bench.accounts import sign_up  # noqa: E402
 from bench.progress import configure_library_logging, log, warn  # noqa: E402
 from bench.stack import Stack, StackError, external_stack, start_devstack  # noqa: E402
 
-PHASES = ("gateway", "signin", "catalog", "purchase", "upload", "tutor", "events", "analytics")
+PHASES = (
+    "gateway",
+    "signin",
+    "catalog",
+    "purchase",
+    "upload",
+    "tutor",
+    "mixed",
+    "events",
+    "analytics",
+)
 #: Phases that need the dev stack (the tutor's retrieval part runs after it stopped).
-STACK_PHASES = ("gateway", "signin", "catalog", "purchase", "upload", "tutor")
-SERVICE_PHASES = ("catalog", "purchase", "upload", "tutor")
+STACK_PHASES = ("gateway", "signin", "catalog", "purchase", "upload", "tutor", "mixed")
+SERVICE_PHASES = ("catalog", "purchase", "upload", "tutor", "mixed")
 RESULTS = _REPO / "bench" / "RESULTS.md"
 PROFILES = _REPO / "bench" / "out" / "profiles"
 ADMIN_URL = os.environ.get(
@@ -163,6 +175,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="unpuzzle_bench_ai",
         help="database whose ai schema the retrieval part re-creates",
     )
+    m = parser.add_argument_group("mixed")
+    m.add_argument("--mixed-duration", type=float, help="seconds measured (default 30; quick 5)")
+    m.add_argument("--mixed-users", type=int, help="virtual users (default 32; quick 8)")
+    m.add_argument("--mixed-students", type=int, help="students signed up (default 64; quick 16)")
+    m.add_argument("--mixed-warmup", type=float, help="warm-up seconds (default 3; quick 0)")
     a = parser.add_argument_group("analytics")
     a.add_argument(
         "--analytics-events", type=int, help="events ingested (default 10000; quick 2000)"
@@ -210,6 +227,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "upload_mb": 40 if quick else 200,
         "tutor_messages": 30 if quick else 200,
         "retrieval_queries": 100 if quick else 500,
+        "mixed_duration": 5.0 if quick else 30.0,
+        "mixed_users": 8 if quick else 32,
+        "mixed_students": 16 if quick else 64,
+        "mixed_warmup": 0.0 if quick else 3.0,
         "analytics_events": 2000 if quick else 10_000,
         "analytics_requests": 30 if quick else 200,
         "analytics_courses": 5 if quick else 20,
@@ -308,8 +329,8 @@ async def service_phases(
     tool: str,
     stack: Stack,
 ) -> list[str]:
-    """The catalog, purchase, upload and tutor phases, each on its own (one failing does
-    not stop the others); returns the ones that failed."""
+    """The catalog, purchase, upload, tutor and mixed phases, each on its own (one failing
+    does not stop the others); returns the ones that failed."""
     failed: list[str] = []
     for name in [p for p in SERVICE_PHASES if p in phases]:
         log(name, f"phase {name} starting")
@@ -353,13 +374,31 @@ async def service_phases(
                 result = await upload.run(
                     stack=stack, megabytes=args.upload_mb, parallel=args.upload_parallel
                 )
-            else:
+            elif name == "tutor":
                 result = await tutor.run_stream(
                     stack=stack,
                     admin_url=ADMIN_URL,
                     nats_url=NATS_URL,
                     messages=args.tutor_messages,
                     quick=args.quick,
+                )
+            else:
+                result = await mixed.run(
+                    stack=stack,
+                    admin_url=ADMIN_URL,
+                    nats_url=NATS_URL,
+                    redis_url=REDIS_URL,
+                    opts=mixed.MixedOptions(
+                        users=args.mixed_users,
+                        duration=args.mixed_duration,
+                        warmup=args.mixed_warmup,
+                        students=args.mixed_students,
+                        courses=args.catalog_courses,
+                        sections=args.catalog_sections,
+                        lessons=args.catalog_lessons,
+                        enrollments=args.catalog_enrollments,
+                        reviews=args.catalog_reviews,
+                    ),
                 )
             rep.phases.append(result)
         except asyncio.CancelledError:
@@ -405,6 +444,12 @@ async def amain(args: argparse.Namespace) -> int:
             else "asyncio raw-socket client in the bench driver "
             + ("(--loadgen asyncio)" if args.loadgen == "asyncio" else "(wrk not installed)")
         )
+        if "mixed" in http:
+            own = (
+                "the mixed phase: its own closed-loop asyncio client in the bench driver "
+                "(one keep-alive connection per virtual user)"
+            )
+            rep.tool_detail = own if http == ["mixed"] else f"{rep.tool_detail}; {own}"
         log("start", f"load generator: {rep.tool_detail}")
         if "gateway" in phases:
             rep.settings.update(
@@ -452,6 +497,14 @@ async def amain(args: argparse.Namespace) -> int:
         rep.settings["upload MB"] = args.upload_mb
     if "tutor" in phases:
         rep.settings.update({"tutor messages": args.tutor_messages, "passages": args.passages})
+    if "mixed" in phases:
+        rep.settings.update(
+            {
+                "mixed users": args.mixed_users,
+                "mixed seconds": f"{args.mixed_duration:g}",
+                "mixed students": args.mixed_students,
+            }
+        )
     if "analytics" in phases:
         rep.settings["analytics events"] = args.analytics_events
     if "events" in phases:
