@@ -243,3 +243,42 @@ async def test_declared_body_within_the_limit_is_accepted(client) -> None:
 
     assert response.status_code == 200
     assert response.json() == {"text": "hello"}
+
+
+# --- trace context without an OTLP endpoint ------------------------------------------
+
+
+def build_traced_app(service: str) -> FastAPI:
+    from unpuzzle_common.observability import current_trace_id
+
+    app = FastAPI()
+
+    @app.get("/trace")
+    async def trace_id() -> dict:
+        return {"trace_id": current_trace_id()}
+
+    app.add_middleware(RequestContextMiddleware, service=service, trace_requests=True)
+    return app
+
+
+async def test_each_request_gets_a_trace_id_without_instrumentation(client_for, service) -> None:
+    from opentelemetry import trace
+
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        trace.set_tracer_provider(TracerProvider())  # what setup_tracing installs
+    client = client_for(build_traced_app(service))
+    first = (await client.get("/trace")).json()["trace_id"]
+    second = (await client.get("/trace")).json()["trace_id"]
+    assert first and second and first != second and len(first) == 32
+
+
+async def test_a_callers_traceparent_is_continued(client_for, service) -> None:
+    from opentelemetry import trace
+
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        trace.set_tracer_provider(TracerProvider())
+    client = client_for(build_traced_app(service))
+    trace_id = uuid.uuid4().hex
+    parent = f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"
+    answer = await client.get("/trace", headers={"traceparent": parent})
+    assert answer.json()["trace_id"] == trace_id

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +22,7 @@ from nats.aio.client import Client as NATS
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.middleware import Middleware
 from starlette.types import Scope
 
 from unpuzzle_common.auth import JWKSKeySource, TokenVerifier
@@ -167,14 +168,18 @@ def create_service_app(
     version: str,
     description: str,
     lifespan: Lifespan,
+    inner_middleware: Sequence[Middleware] = (),
 ) -> FastAPI:
     """A FastAPI app with everything the platform's services share.
 
     The ``lifespan`` must set ``app.state.runtime`` (a :class:`ServiceRuntime`) and
-    ``app.state.token_verifier`` before yielding.
+    ``app.state.token_verifier`` before yielding. ``inner_middleware`` (outermost
+    first) runs inside the request id, access log and metrics middleware and before
+    the body limit, idempotency and routing: a service's own pre-routing answers (a
+    cache) are still logged and counted.
     """
     configure_logging(settings.service_name, settings.log_level)
-    setup_tracing(settings.service_name, settings.otlp_endpoint)
+    traced = setup_tracing(settings.service_name, settings.otlp_endpoint)
     app = FastAPI(
         title=title,
         version=version,
@@ -208,11 +213,15 @@ def create_service_app(
         caller_scope=caller_scope,
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContextMiddleware, service=settings.service_name)
+    for middleware in reversed(inner_middleware):
+        app.add_middleware(middleware.cls, *middleware.args, **middleware.kwargs)
+    app.add_middleware(
+        RequestContextMiddleware, service=settings.service_name, trace_requests=not traced
+    )
+    if traced:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
     _add_health_routes(app)
     _document_problems(app)
     return app

@@ -4,11 +4,13 @@
 - :class:`RequestContextMiddleware`: request id (kept from ``X-Request-ID`` when sane),
   access log, Prometheus request count and latency by route template and status.
 - :func:`setup_tracing`: OpenTelemetry with FastAPI/httpx/SQLAlchemy/Redis
-  instrumentation; spans are exported over OTLP only when an endpoint is configured.
+  instrumentation when an OTLP endpoint is configured; without one, trace context only
+  (one span per request and per event: trace ids in logs and events, nothing exported).
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
@@ -19,7 +21,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -93,10 +95,13 @@ def configure_logging(service: str, level: str = "INFO") -> None:
 class RequestContextMiddleware:
     """Request id, access log and HTTP metrics for every request (pure ASGI)."""
 
-    def __init__(self, app: ASGIApp, *, service: str) -> None:
+    def __init__(self, app: ASGIApp, *, service: str, trace_requests: bool = False) -> None:
+        """``trace_requests``: open a server span per request here (when no tracing
+        instrumentation does), continuing a ``traceparent`` the caller sent."""
         self.app = app
         self.service = service
         self.log = logging.getLogger("unpuzzle.access")
+        self.tracer = trace.get_tracer("unpuzzle.requests") if trace_requests else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -119,8 +124,10 @@ class RequestContextMiddleware:
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
+        span_scope = self._server_span(scope) if self.tracer else contextlib.nullcontext()
         try:
-            await self.app(scope, receive, send_with_id)
+            with span_scope:
+                await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
@@ -143,6 +150,19 @@ class RequestContextMiddleware:
                 )
             request_id_var.reset(rid_token)
             user_id_var.reset(uid_token)
+
+    def _server_span(self, scope: Scope) -> contextlib.AbstractContextManager[Any]:
+        carrier = {
+            key.decode("latin-1"): value.decode("latin-1")
+            for key, value in scope["headers"]
+            if key in (b"traceparent", b"tracestate")
+        }
+        assert self.tracer is not None
+        return self.tracer.start_as_current_span(
+            f"{scope['method']} {scope['path']}",
+            context=propagate.extract(carrier) if carrier else None,
+            kind=trace.SpanKind.SERVER,
+        )
 
 
 class BodyLimitMiddleware:
@@ -235,33 +255,56 @@ def scope_header(scope: Scope, name: bytes) -> str | None:
 
 
 _tracing_configured = False
+_instrumented = False
 
 
-def setup_tracing(service: str, otlp_endpoint: str | None) -> None:
-    """Install a tracer provider once per process; export over OTLP when configured."""
-    global _tracing_configured
+def setup_tracing(service: str, otlp_endpoint: str | None) -> bool:
+    """Install a tracer provider once per process. True: spans are recorded and exported.
+
+    With an OTLP endpoint, spans are exported and FastAPI, SQLAlchemy, Redis and httpx
+    are instrumented; the sampler is OpenTelemetry's standard ``OTEL_TRACES_SAMPLER`` /
+    ``OTEL_TRACES_SAMPLER_ARG`` (default: every trace). Without one, the libraries are not
+    instrumented — that cost a quarter of a cached catalog request (bench/RESULTS.md)
+    to build spans nobody receives — but trace context still flows: each request gets
+    one server span (:class:`RequestContextMiddleware`), so its log lines and the
+    events it causes share a trace id, and consumers continue it.
+    """
+    global _tracing_configured, _instrumented
     if _tracing_configured:
-        return
+        return _instrumented
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
 
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    resource = Resource.create({"service.name": service})
     if otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+        from opentelemetry.instrumentation.redis import RedisInstrumentor
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+        provider = TracerProvider(resource=resource)
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
+        HTTPXClientInstrumentor().instrument()
+        RedisInstrumentor().instrument()
+    else:
+        # No processor: the few spans made (one per request, one per event published
+        # or handled) carry trace ids into logs and events and are then dropped.
+        provider = TracerProvider(resource=resource)
     trace.set_tracer_provider(provider)
-    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-    from opentelemetry.instrumentation.redis import RedisInstrumentor
-
-    HTTPXClientInstrumentor().instrument()
-    RedisInstrumentor().instrument()
+    _instrumented = bool(otlp_endpoint)
     _tracing_configured = True
+    return _instrumented
+
+
+def tracing_instrumented() -> bool:
+    """Whether :func:`setup_tracing` turned the libraries' instrumentation on."""
+    return _instrumented
 
 
 def instrument_engine(engine: Any) -> None:
-    """Trace SQL statements of an async engine (instrumenting its sync core)."""
+    """Trace SQL statements of an async engine (instrumenting its sync core), when traced."""
+    if not _instrumented:
+        return
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
     SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)

@@ -5,11 +5,13 @@ Keys (``p`` is ``settings.cache_prefix``)::
     p:epoch                          bumped when an invalidation may have been lost
     p:catalog:gen                    bumped by every change to any course
     p:course:<id>:v                  bumped by every change to that course
-    p:catalog:<epoch>:<gen>:<hash>   one anonymous catalog page (JSON)
+    p:catalog:<epoch>:<gen>:<hash>   one anonymous catalog page (JSON); <hash> digests the
+                                     query's parameters as sent (:func:`catalog_key`)
     p:course:<epoch>:<id>:<v>        one course document (JSON)
     p:slug:<slug>                    slug → course id (slugs never change)
 
-A reader reads the counters, then the entry stored under them; a writer bumps the
+A reader reads the counters, then the entry stored under them (one round trip: a Lua
+script does both for catalog pages); a writer bumps the
 counters *after* its transaction committed (in the same request). A reader that built
 an entry from data older than a write stores it under the old counter value, which
 nobody reads any more: no stale entry survives a write, and nothing is ever deleted
@@ -31,8 +33,9 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -55,10 +58,31 @@ def touched_courses(session: AsyncSession) -> set[uuid.UUID]:
     return set(session.info.get(_TOUCHED, ()))
 
 
-def catalog_key(params: dict[str, Any]) -> str:
-    """A stable digest of a catalog query (filters, sort, limit, cursor)."""
-    raw = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+def catalog_key(query_string: bytes, names: Collection[str]) -> str:
+    """A stable digest of a catalog request's parameters as sent.
+
+    Only the parameters in ``names`` count (the API ignores any other, so they must not
+    split the cache); a repeated parameter keeps its values in order (the last one is
+    the one the API uses). The request is read as Starlette reads it. Both the
+    pre-routing cache lookup and the handler key pages this way, so a page the handler
+    stored is found before routing next time.
+    """
+    values: dict[str, list[str]] = {}
+    for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        if name in names:
+            values.setdefault(name, []).append(value)
+    raw = json.dumps(sorted(values.items()), separators=(",", ":"))
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+#: The counters and the page under them in one round trip. Keys: epoch, generation;
+#: ARGV: the entry's key prefix, the digest. Answers {key, page or nil}.
+_CATALOG_LOOKUP = """
+local epoch = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+local gen = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+local key = ARGV[1] .. string.format('%d:%d:', epoch, gen) .. ARGV[2]
+return {key, redis.call('GET', key)}
+"""
 
 
 class CourseCache:
@@ -80,6 +104,7 @@ class CourseCache:
         self._retry_after = retry_after
         self._down_until = 0.0
         self._lost_invalidation = False
+        self._catalog_lookup = redis.register_script(_CATALOG_LOOKUP)
 
     @classmethod
     def from_settings(cls, settings: Settings, redis: Redis) -> CourseCache:
@@ -110,9 +135,13 @@ class CourseCache:
         """The cached page for ``digest`` and the key to store it under (None: no Redis)."""
 
         async def read(redis: Redis) -> tuple[bytes | None, str]:
-            epoch, gen = await redis.mget(self._epoch_key, self._gen_key)
-            key = f"{self._p}:catalog:{_int(epoch)}:{_int(gen)}:{digest}"
-            return await redis.get(key), key
+            answer = await self._catalog_lookup(
+                keys=[self._epoch_key, self._gen_key],
+                args=[f"{self._p}:catalog:", digest],
+                client=redis,
+            )
+            key, page = [*answer, None][:2]
+            return page, key.decode() if isinstance(key, bytes) else key
 
         return await self._lookup(read)
 

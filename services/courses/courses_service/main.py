@@ -6,8 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 
 from courses_service.api import categories, courses, enrollments, progress, reviews, structure
+from courses_service.api.cached_catalog import CachedCatalogMiddleware
 from courses_service.api.deps import CoursesContext
 from courses_service.cache import CourseCache
 from courses_service.settings import Settings
@@ -46,6 +48,8 @@ def create_app(settings: Settings | None = None, *, token_verifier: TokenVerifie
         version=VERSION,
         description="Catalog, course building, enrollments, progress and reviews.",
         lifespan=lifespan,
+        # Inside the request id / access log / metrics middleware, before routing.
+        inner_middleware=[Middleware(CachedCatalogMiddleware)],
     )
     # Sub-resources first: their paths are more specific than /courses/{course_ref}.
     for module in (structure, progress, reviews, enrollments, courses, categories):

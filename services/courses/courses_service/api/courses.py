@@ -11,7 +11,7 @@ import json
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
 from courses_service import catalog, courses
@@ -24,6 +24,7 @@ from courses_service.access import (
     is_visible,
     parse_course_ref,
 )
+from courses_service.api.cached_catalog import CATALOG_PARAMETERS
 from courses_service.api.deps import CoursesContext, courses_context, json_response
 from courses_service.cache import catalog_key
 from courses_service.schemas import (
@@ -74,6 +75,8 @@ async def list_courses(
     page: PageParams = Depends(page_params),
     principal: Principal | None = Depends(optional_principal),
     ctx: CoursesContext = Depends(courses_context),
+    *,
+    request: Request,
 ) -> Response:
     """Published courses, plus the caller's drafts and enrolled courses (all for admins)."""
     if price_min is not None and price_max is not None and price_min > price_max:
@@ -96,7 +99,8 @@ async def list_courses(
                 viewer = None
     key = None
     if viewer is None:
-        cached, key = await ctx.cache.catalog_page(catalog_key(query.cache_params()))
+        digest = catalog_key(request.scope["query_string"], CATALOG_PARAMETERS)
+        cached, key = await ctx.cache.catalog_page(digest)
         if cached is not None:
             return json_response(cached)
     async with ctx.sessions() as session:
