@@ -284,3 +284,41 @@ async def test_body_over_the_configured_limit_is_413(running, settings_for) -> N
 
     assert response.status_code == 413
     assert response.headers["content-type"] == PROBLEM_JSON
+
+
+async def test_the_start_up_heap_is_frozen_when_asked(running, settings_for) -> None:
+    import gc
+
+    gc.unfreeze()
+    try:
+        async with running(settings_for()) as client:
+            assert gc.get_freeze_count() == 0, "off unless asked (tests build many apps)"
+            assert (await client.get("/healthz")).status_code == 200
+        settings = settings_for().model_copy(update={"freeze_heap_after_startup": True})
+        async with running(settings) as client:
+            assert gc.get_freeze_count() > 0
+            assert (await client.get("/healthz")).status_code == 200
+    finally:
+        gc.unfreeze()
+
+
+def test_serve_freezes_the_heap_unless_told_otherwise(monkeypatch) -> None:
+    import uvicorn
+
+    from unpuzzle_common.cli import ServiceCommands
+
+    seen: list[ServiceSettings] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: None)
+    commands = ServiceCommands.__new__(ServiceCommands)
+    commands._app = lambda settings: seen.append(settings)  # the app factory
+
+    class Served(ServiceSettings):
+        host: str = "127.0.0.1"
+        port: int = 8000
+
+    default = Served(service_name="t")
+    explicit = Served(service_name="t", freeze_heap_after_startup=False)
+    monkeypatch.setattr("unpuzzle_common.cli._load", lambda factory: factory)
+    commands._serve(default, None)
+    commands._serve(explicit, None)
+    assert [s.freeze_heap_after_startup for s in seen] == [True, False]

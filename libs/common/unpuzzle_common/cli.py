@@ -74,6 +74,8 @@ class ServiceCommands:
     def _serve(self, settings: Any, _: argparse.Namespace) -> None:
         import uvicorn
 
+        if "freeze_heap_after_startup" not in settings.model_fields_set:
+            settings = settings.model_copy(update={"freeze_heap_after_startup": True})
         uvicorn.run(
             _load(self._app)(settings),
             host=settings.host,
