@@ -185,6 +185,10 @@ def service_processes(
         port = ports.get(name)
         api = listening_pids(port) if port else []
         found += [(f"{name} API", pid) for pid in api]
+        for key, replica_port in ports.items():
+            number = key.removeprefix(f"{name}-")
+            if number != key and number.isdigit():
+                found += [(f"{name} API {number}", pid) for pid in listening_pids(replica_port)]
         parents = {parent_of(pid) for pid in api}
         for pid in everyone:
             words = cmdline(pid).split()

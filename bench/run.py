@@ -144,6 +144,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     c.add_argument("--catalog-enrollments", type=int, help="default 50000; quick 5000")
     c.add_argument("--catalog-reviews", type=int, help="default 20000; quick 2000")
     c.add_argument("--catalog-connections", type=int, default=16, help="default 16")
+    c.add_argument(
+        "--courses-replicas",
+        type=int,
+        default=2,
+        help="courses API processes in the stack started here, behind the gateway (default 2:"
+        " one per core, as replicas would be on a 2-core node)",
+    )
     c.add_argument("--catalog-duration", type=float, help="seconds per run (default 6; quick 1)")
     c.add_argument("--catalog-warmup", type=float, help="warm-up seconds (default 1; quick 0)")
     c.add_argument(
@@ -257,7 +264,8 @@ async def http_phases(
     try:
         stack = external_stack()
         if stack is None:
-            stack = await start_devstack(args.database)
+            replicas = f"courses={args.courses_replicas}" if args.courses_replicas > 1 else ""
+            stack = await start_devstack(args.database, replicas=replicas)
         rep.stack = stack.describe()
         if stack.started_here:
             rep.notes.append(

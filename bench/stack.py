@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -93,6 +94,8 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     #: Service and sidecar name -> port, from devstack's summary line.
     ports: dict[str, int] = field(default_factory=dict)
+    #: ``devstack up --replicas`` given (e.g. "courses=2"); empty: one API each.
+    replicas: str = ""
     #: Courses seeded into its database so far (bench.stackenv.seed_catalog).
     seeded: dict[str, int] = field(default_factory=dict)
 
@@ -112,7 +115,9 @@ class Stack:
         if self.started_here:
             return (
                 f"devstack started by the benchmark (database {self.database}, "
-                f"events prefix {self.prefix})"
+                f"events prefix {self.prefix}"
+                + (f", API replicas {self.replicas}" if self.replicas else "")
+                + ")"
             )
         return "already running stack (BENCH_GATEWAY_URL, BENCH_AUTH_URL)"
 
@@ -212,7 +217,9 @@ def external_stack() -> Stack | None:
     return None
 
 
-async def start_devstack(database: str, *, ready_within: float = 180.0) -> Stack:
+async def start_devstack(
+    database: str, *, ready_within: float = 180.0, replicas: str = ""
+) -> Stack:
     """Start ``python -m devstack up`` on a free gateway port; return when both answer."""
     if not (REPO / "devstack" / "__main__.py").exists():
         raise StackError("devstack/__main__.py is missing: the dev stack is not there yet")
@@ -253,6 +260,8 @@ async def start_devstack(database: str, *, ready_within: float = 180.0) -> Stack
     if free_ports:
         log("stack", f"port {AUTH_PORT} is taken (another stack): services on free ports")
         args.append("--free-ports")
+    if replicas:
+        args += ["--replicas", replicas]
     log("stack", "starting the dev stack", command=" ".join(args[1:]), log=str(log_path))
     with log_path.open("wb") as out:
         proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once; waited for below
@@ -272,6 +281,7 @@ async def start_devstack(database: str, *, ready_within: float = 180.0) -> Stack
         database=database,
         prefix=prefix,
         extra_env=extra,
+        replicas=replicas,
     )
     try:
         await wait_ready(stack, ready_within)
@@ -292,11 +302,29 @@ async def _ports_from_log(stack: Stack, within: float = 10.0) -> dict[str, int]:
     while True:
         for line in stack.log_tail(200).splitlines():
             if line.strip().startswith("services:"):
-                return {name: int(port) for name, port in _PORT_PAIR.findall(line)}
+                ports = {name: int(port) for name, port in _PORT_PAIR.findall(line)}
+                ports.update(_replica_ports(stack))
+                return ports
         if time.monotonic() > deadline:
             warn("stack", "no services line in the devstack log: service ports unknown")
             return {}
         await asyncio.sleep(0.2)
+
+
+def _replica_ports(stack: Stack) -> dict[str, int]:
+    """Extra API processes (``--replicas``) as ``{"courses-2": port, ...}``, from ports.json."""
+    if stack.log_path is None:
+        return {}
+    saved = (stack.dev_dir or stack.log_path.parent) / "ports.json"
+    try:
+        replicas = json.loads(saved.read_text()).get("replicas", {})
+    except (OSError, ValueError):
+        return {}
+    return {
+        f"{name}-{number}": int(port)
+        for name, ports in replicas.items()
+        for number, port in enumerate(ports, start=2)
+    }
 
 
 def devstack_options() -> set[str]:

@@ -69,6 +69,14 @@ def _parser() -> argparse.ArgumentParser:
         "--fresh", action="store_true", help="drop the database first (all its data is lost)"
     )
     up.add_argument("--keys-every", type=float, default=5.0, help="seconds between JWKS refreshes")
+    up.add_argument(
+        "--replicas",
+        type=_replicas,
+        default=_replicas(os.environ.get("DEVSTACK_REPLICAS", "")),
+        metavar="NAME=N[,NAME=N]",
+        help="API processes per service behind the gateway, e.g. courses=2 "
+        "(env DEVSTACK_REPLICAS; default 1 each)",
+    )
     migrate = sub.add_parser("migrate", parents=[common], help="provision and migrate all")
     migrate.add_argument("--fresh", action="store_true", help="drop the database first")
     rotate = sub.add_parser("rotate-keys", parents=[common], help="rotate the signing key")
@@ -76,6 +84,17 @@ def _parser() -> argparse.ArgumentParser:
     env = sub.add_parser("env", parents=[common], help="print a service's environment")
     env.add_argument("service")
     return parser
+
+
+def _replicas(value: str) -> dict[str, int]:
+    """``"courses=2,ai=2"`` -> ``{"courses": 2, "ai": 2}``."""
+    counts: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        name, _, count = item.partition("=")
+        if not count.strip().isdigit():
+            raise argparse.ArgumentTypeError(f"expected NAME=N, got {item!r}")
+        counts[name.strip()] = int(count)
+    return counts
 
 
 def options_from(args: argparse.Namespace) -> Options:
@@ -90,6 +109,7 @@ def options_from(args: argparse.Namespace) -> Options:
         free_ports=getattr(args, "free_ports", False),
         fresh=getattr(args, "fresh", False),
         keys_every=getattr(args, "keys_every", 5.0),
+        replicas=getattr(args, "replicas", {}),
     )
 
 

@@ -28,8 +28,8 @@ from gateway.render import (
 class Gateway:
     workdir: Path
     port: int
-    #: service name -> port on 127.0.0.1
-    upstreams: dict[str, int]
+    #: service name -> its port on 127.0.0.1, or the ports of its replicas
+    upstreams: dict[str, int | list[int]]
     settings: GatewaySettings = field(init=False)
     _jwks: dict[str, Any] | None = None
 
@@ -43,7 +43,12 @@ class Gateway:
             overrides["worker_user"] = "root"
         self.settings = GatewaySettings(
             listen_port=self.port,
-            upstreams={name: f"127.0.0.1:{port}" for name, port in self.upstreams.items()},
+            upstreams={
+                name: " ".join(
+                    f"127.0.0.1:{port}" for port in (ports if isinstance(ports, list) else [ports])
+                )
+                for name, ports in self.upstreams.items()
+            },
             workdir=self.workdir,
             **overrides,
         )

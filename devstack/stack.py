@@ -44,6 +44,9 @@ DEFAULT_GATEWAY_PORT = 8080
 _PREFIX = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _DATABASE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
+#: At most this many API processes per service (--replicas).
+MAX_REPLICAS = 8
+
 #: Secrets never handed to long-running children.
 _PRIVATE_ENV = ("ADMIN_PASSWORD",)
 
@@ -70,6 +73,8 @@ class Options:
     #: Drop the database first (its data was encrypted with another dev dir's secrets).
     fresh: bool = False
     keys_every: float = 5.0
+    #: Service name -> API processes to run (default 1); the gateway balances them.
+    replicas: dict[str, int] = field(default_factory=dict)
     ready_timeout: float = 90.0
     stop_timeout: float = 10.0
 
@@ -80,6 +85,9 @@ class Options:
             raise StackError(f"--database must match {_DATABASE.pattern}, got {self.database!r}")
         if not 1 <= self.port <= 65535:
             raise StackError(f"--port out of range: {self.port}")
+        for name, count in self.replicas.items():
+            if not 1 <= count <= MAX_REPLICAS:
+                raise StackError(f"--replicas {name}={count}: choose 1 to {MAX_REPLICAS}")
 
     @property
     def gateway_url(self) -> str:
@@ -122,6 +130,8 @@ class Stack:
     secrets: dict[str, str] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     sidecar_ports: dict[str, int] = field(default_factory=dict)
+    #: Ports of a service's extra API processes (--replicas), beside ports[name].
+    replica_ports: dict[str, list[int]] = field(default_factory=dict)
     db_urls: dict[str, str] = field(default_factory=dict)
     infra_children: list[Child] = field(default_factory=list)
     unexpected_exits: list[str] = field(default_factory=list)
@@ -139,6 +149,9 @@ class Stack:
             self.services = [s for s in self.services if s.installed()]
         if not self.services:
             raise StackError("no installed service found under services/")
+        unknown = sorted(set(self.options.replicas) - {s.name for s in self.services})
+        if unknown:
+            raise StackError(f"--replicas names no service here: {', '.join(unknown)}")
 
     # ------------------------------------------------------------------ signals
 
@@ -360,6 +373,9 @@ class Stack:
             self.ports[service.name] = free_port() if free else service.port
             for sidecar in service.sidecars:
                 self.sidecar_ports[sidecar.name] = free_port() if free else sidecar.port
+            extra = self.options.replicas.get(service.name, 1) - 1
+            if extra > 0:
+                self.replica_ports[service.name] = [free_port() for _ in range(extra)]
         busy = [
             f"{n}:{p}" for n, p in {**self.ports, **self.sidecar_ports}.items() if port_in_use(p)
         ]
@@ -384,6 +400,7 @@ class Stack:
                     "gateway": self.options.port,
                     "services": self.ports,
                     "sidecars": self.sidecar_ports,
+                    "replicas": self.replica_ports,
                 },
                 indent=2,
             )
@@ -397,6 +414,15 @@ class Stack:
         self.options.port = int(saved["gateway"])
         self.ports.update({k: int(v) for k, v in saved["services"].items()})
         self.sidecar_ports.update({k: int(v) for k, v in saved["sidecars"].items()})
+        self.replica_ports.update(
+            {k: [int(p) for p in v] for k, v in saved.get("replicas", {}).items()}
+        )
+
+    def api_ports(self) -> dict[str, list[int]]:
+        """Every service's API ports: its own, then its replicas'."""
+        return {
+            name: [port, *self.replica_ports.get(name, [])] for name, port in self.ports.items()
+        }
 
     def jwks_url(self) -> str:
         port = self.ports.get(AUTH, 8101)
@@ -463,6 +489,13 @@ class Stack:
             env = self.service_env(service)
             args = [sys.executable, "-m", service.module]
             children.append(self.supervisor.start(f"{service.name}-api", [*args, "serve"], env=env))
+            for number, port in enumerate(self.replica_ports.get(service.name, []), start=2):
+                replica_env = {**env, f"{service.env_prefix}PORT": str(port)}
+                children.append(
+                    self.supervisor.start(
+                        f"{service.name}-api-{number}", [*args, "serve"], env=replica_env
+                    )
+                )
             if service.worker:
                 children.append(
                     self.supervisor.start(f"{service.name}-worker", [*args, "worker"], env=env)
@@ -490,7 +523,9 @@ class Stack:
             self._sleep(0.2)
 
     def wait_ready(self, children: list[Child], client: httpx.Client) -> None:
-        pending = dict(self.ports)
+        pending = {
+            f"{name}:{port}": port for name, ports in self.api_ports().items() for port in ports
+        }
 
         def all_ready() -> bool:
             for name, port in list(pending.items()):
@@ -594,7 +629,9 @@ class Stack:
             service_children = self.start_services()
             self.wait_ready(service_children, client)
             gateway = gatewayctl.Gateway(
-                workdir=o.dev_dir / "gateway", port=o.port, upstreams=self.ports
+                workdir=o.dev_dir / "gateway",
+                port=o.port,
+                upstreams=dict(self.api_ports()),
             )
             gateway.prepare(jwks=self.fetch_jwks(client), openapi=self.fetch_openapi(client))
             nginx = self.supervisor.start("gateway", gateway.command())
@@ -614,7 +651,10 @@ class Stack:
         lines = [
             f"Unpuzzle is up in {seconds:.1f}s: {o.gateway_url}  (docs {o.gateway_url}/api/docs)",
             "  services: "
-            + ", ".join(f"{n} :{p}" for n, p in {**self.ports, **self.sidecar_ports}.items()),
+            + ", ".join(
+                [f"{n} :{' :'.join(map(str, ports))}" for n, ports in self.api_ports().items()]
+                + [f"{n} :{p}" for n, p in self.sidecar_ports.items()]
+            ),
             f"  admin: {admin} (ADMIN_EMAIL)"
             if admin
             else "  admin: none (set ADMIN_EMAIL and ADMIN_PASSWORD to create one)",

@@ -257,13 +257,9 @@ def _cors_origin_map(settings: GatewaySettings) -> str:
 
 def _upstreams(settings: GatewaySettings) -> str:
     blocks = []
-    for service, address in settings.upstreams.items():
-        blocks.append(
-            f"    upstream svc_{service} {{\n"
-            f"        server {address};\n"
-            f"        keepalive 16;\n"
-            f"    }}"
-        )
+    for service, addresses in settings.upstreams.items():
+        servers = "".join(f"        server {address};\n" for address in addresses.split())
+        blocks.append(f"    upstream svc_{service} {{\n{servers}        keepalive 16;\n    }}")
     return "\n".join(blocks)
 
 

@@ -61,8 +61,9 @@ class GatewaySettings(BaseSettings):
 
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(default=8080, ge=1, le=65535)
-    #: Service name -> "host:port". Only the services listed here are routed; the
-    #: paths of the others answer 404. Env: JSON object or "auth=host:port,courses=...".
+    #: Service name -> "host:port", or several separated by spaces (replicas: nginx
+    #: balances between them). Only the services listed here are routed; the paths of
+    #: the others answer 404. Env: JSON object or "auth=host:port,courses=...".
     upstreams: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=lambda: dict(DEFAULT_UPSTREAMS)
     )
@@ -141,8 +142,11 @@ class GatewaySettings(BaseSettings):
             if name not in SERVICE_PREFIXES:
                 known = ", ".join(SERVICE_PREFIXES)
                 raise ValueError(f"unknown service {name!r} (known: {known})")
-            if not _HOST_PORT.match(address):
-                raise ValueError(f"upstream of {name} must be host:port, got {address!r}")
+            if not address.split() or not all(_HOST_PORT.match(a) for a in address.split()):
+                raise ValueError(
+                    f"upstream of {name} must be host:port (several: space-separated), "
+                    f"got {address!r}"
+                )
         return value
 
     @field_validator("cors_allowed_origins", "trusted_proxies", mode="before")

@@ -174,3 +174,43 @@ def test_media_transcribes_through_the_fake_openai_sidecar_unless_given_a_key(
     env = stack.service_env(media)
     assert env["MEDIA_OPENAI_API_KEY"] == "sk-a-real-key"
     assert "MEDIA_OPENAI_BASE_URL" not in env
+
+
+def test_replicas_run_on_their_own_ports_and_the_gateway_gets_them_all(tmp_path):
+    import httpx
+
+    from devstack.gatewayctl import Gateway
+    from devstack.registry import Service
+    from devstack.stack import Options, Stack
+
+    fake = Service("fake", 1, worker=False, package="devstack.tests.replica_service")
+    options = Options(dev_dir=tmp_path, free_ports=True, replicas={"fake": 3})
+    stack = Stack(options, services=[fake])
+    stack.load_secrets()
+    stack.db_urls["fake"] = "postgresql+psycopg://unused@127.0.0.1/unused"
+    stack.assign_ports()
+    ports = stack.api_ports()["fake"]
+    assert len(set(ports)) == 3
+    try:
+        children = stack.start_services()
+        assert [c.name for c in children] == ["fake-api", "fake-api-2", "fake-api-3"]
+        with httpx.Client(timeout=2) as client:
+            stack.wait_ready(children, client)
+            answered = {client.get(f"http://127.0.0.1:{p}/readyz").json()["port"] for p in ports}
+        assert answered == set(ports)
+    finally:
+        assert stack.supervisor.stop_all(timeout=5) == []
+    # The gateway knows only the real services' routes: hand it these ports as courses'.
+    gateway = Gateway(workdir=tmp_path / "gw", port=9, upstreams={"courses": ports, "auth": 8101})
+    assert gateway.settings.upstreams["courses"].split() == [f"127.0.0.1:{p}" for p in ports]
+    assert gateway.settings.upstreams["auth"] == "127.0.0.1:8101"
+
+
+def test_replicas_are_parsed_and_checked(tmp_path, capsys):
+    assert cli._replicas("courses=2, ai=3") == {"courses": 2, "ai": 3}
+    assert cli._replicas("") == {}
+    args = ["up", "--dev-dir", str(tmp_path), "--replicas", "courses=0"]
+    assert cli.main(args) == 1
+    assert "--replicas" in capsys.readouterr().err
+    assert cli.main(["up", "--dev-dir", str(tmp_path), "--replicas", "billing=2"]) == 1
+    assert "billing" in capsys.readouterr().err

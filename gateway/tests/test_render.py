@@ -48,6 +48,16 @@ def test_settings_read_upstreams_as_json_or_pairs(monkeypatch, value):
     assert GatewaySettings().upstreams == {"auth": "auth:8000", "ai": "ai:8000"}
 
 
+def test_settings_take_several_addresses_for_a_replicated_service(monkeypatch, tmp_path):
+    monkeypatch.setenv("GATEWAY_UPSTREAMS", "courses=127.0.0.1:8102 127.0.0.1:8112")
+    settings = GatewaySettings()
+
+    assert settings.upstreams == {"courses": "127.0.0.1:8102 127.0.0.1:8112"}
+    config = render_config(settings, tmp_path)
+    block = config[config.index("upstream svc_courses") :].split("}", 1)[0]
+    assert "server 127.0.0.1:8102;" in block and "server 127.0.0.1:8112;" in block
+
+
 def test_settings_read_origins_as_a_comma_separated_list(monkeypatch):
     monkeypatch.setenv(
         "GATEWAY_CORS_ALLOWED_ORIGINS", "https://unpuzzle.dev, http://localhost:3000"
@@ -64,6 +74,8 @@ def test_settings_read_origins_as_a_comma_separated_list(monkeypatch):
     [
         ("upstreams", {"billing": "127.0.0.1:1"}),
         ("upstreams", {"auth": "127.0.0.1; evil"}),
+        ("upstreams", {"auth": "127.0.0.1:1 evil"}),
+        ("upstreams", {"auth": " "}),
         ("rate_limit_strict", "5 per minute"),
         ("body_limit", "1 m"),
         ("jwt_issuer", 'a"; evil'),

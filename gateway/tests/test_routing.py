@@ -133,6 +133,22 @@ def test_unconfigured_service_answers_404(start_gateway, upstream, es_key):
         assert http.post("/api/v1/auth/signin", json={}).status_code == 200
 
 
+def test_a_replicated_service_gets_requests_on_every_replica(start_gateway, es_key):
+    from gateway.tests.support import EchoUpstream
+
+    replicas = [EchoUpstream().start(), EchoUpstream().start()]
+    try:
+        gateway = start_gateway({"courses": " ".join(r.address for r in replicas)}, jwks(es_key))
+        with gateway.client() as http:
+            for _ in range(10):
+                assert http.get("/api/v1/courses").status_code == 200
+        assert all(r.paths_received() for r in replicas), "round robin reaches each replica"
+        assert sum(len(r.paths_received()) for r in replicas) == 10
+    finally:
+        for replica in replicas:
+            replica.stop()
+
+
 # ---------------------------------------------------------------------- headers
 
 
