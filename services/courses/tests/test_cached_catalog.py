@@ -94,3 +94,24 @@ def _sample(labels: dict[str, str]) -> float:
             if sample.name.endswith("_total") and sample.labels == labels:
                 return sample.value
     return 0.0
+
+
+async def test_a_miss_asks_redis_once_and_stores_the_page(app, client, make_user, make_course):
+    teacher = await make_user("instructor")
+    await make_course(teacher)
+    cache = app.state.courses.cache
+    lookups: list[str] = []
+    original = cache.catalog_page
+
+    async def counted(digest: str):
+        lookups.append(digest)
+        return await original(digest)
+
+    cache.catalog_page = counted
+    try:
+        first = await client.get("/api/v1/courses", params={"sort": "rating"})
+        assert len(lookups) == 1, "the handler reuses the pre-routing lookup's key"
+        second = await client.get("/api/v1/courses", params={"sort": "rating"})
+        assert len(lookups) == 2 and second.content == first.content
+    finally:
+        del cache.catalog_page

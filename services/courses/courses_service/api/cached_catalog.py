@@ -39,6 +39,10 @@ class _RouteLabel:
 _CATALOG_ROUTE = _RouteLabel(CATALOG_PATH)
 
 
+#: Scope entry: the cache key this request's lookup missed (None: Redis unavailable).
+MISSED_KEY = "unpuzzle.catalog_cache_miss"
+
+
 class CachedCatalogMiddleware:
     """Serve cached anonymous catalog pages without entering the router (pure ASGI)."""
 
@@ -59,10 +63,12 @@ class CachedCatalogMiddleware:
         if context is None:  # the lifespan has not run (e.g. a bare TestClient)
             await self.app(scope, receive, send)
             return
-        page, _ = await context.cache.catalog_page(
+        page, key = await context.cache.catalog_page(
             catalog_key(scope["query_string"], CATALOG_PARAMETERS)
         )
         if page is None:
+            # The handler stores the page under this key without asking Redis again.
+            scope[MISSED_KEY] = key
             await self.app(scope, receive, send)
             return
         # The metrics and the access log label answers by route, as the router would.

@@ -24,7 +24,7 @@ from courses_service.access import (
     is_visible,
     parse_course_ref,
 )
-from courses_service.api.cached_catalog import CATALOG_PARAMETERS
+from courses_service.api.cached_catalog import CATALOG_PARAMETERS, MISSED_KEY
 from courses_service.api.deps import CoursesContext, courses_context, json_response
 from courses_service.cache import catalog_key
 from courses_service.schemas import (
@@ -99,10 +99,13 @@ async def list_courses(
                 viewer = None
     key = None
     if viewer is None:
-        digest = catalog_key(request.scope["query_string"], CATALOG_PARAMETERS)
-        cached, key = await ctx.cache.catalog_page(digest)
-        if cached is not None:
-            return json_response(cached)
+        if principal is None and MISSED_KEY in request.scope:
+            key = request.scope[MISSED_KEY]  # looked up before routing: a miss
+        else:
+            digest = catalog_key(request.scope["query_string"], CATALOG_PARAMETERS)
+            cached, key = await ctx.cache.catalog_page(digest)
+            if cached is not None:
+                return json_response(cached)
     async with ctx.sessions() as session:
         result = await catalog.search_catalog(session, query, viewer)
     body = result.model_dump_json().encode()
