@@ -282,3 +282,25 @@ async def test_a_callers_traceparent_is_continued(client_for, service) -> None:
     parent = f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"
     answer = await client.get("/trace", headers={"traceparent": parent})
     assert answer.json()["trace_id"] == trace_id
+
+
+async def test_the_access_log_line_carries_the_requests_trace_id(client_for, service) -> None:
+    from opentelemetry import trace
+
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        trace.set_tracer_provider(TracerProvider())
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(JsonFormatter(service))
+    access = logging.getLogger("unpuzzle.access")
+    access.addHandler(handler)
+    previous = access.level
+    access.setLevel(logging.INFO)
+    try:
+        client = client_for(build_traced_app(service))
+        seen = (await client.get("/trace")).json()["trace_id"]
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(previous)
+    (line,) = [line for line in lines_of(buffer) if line["service"] == service]
+    assert line["trace_id"] == seen and line["route"] == "/trace"

@@ -125,31 +125,34 @@ class RequestContextMiddleware:
             await send(message)
 
         span_scope = self._server_span(scope) if self.tracer else contextlib.nullcontext()
-        try:
-            with span_scope:
+        with span_scope:  # the access log line below carries the request's trace id
+            try:
                 await self.app(scope, receive, send_with_id)
-        finally:
-            elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            method = scope["method"]
-            HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
-            HTTP_LATENCY.labels(self.service, method, template).observe(elapsed)
-            if template not in {"/healthz", "/readyz", "/metrics"}:
-                self.log.info(
-                    "%s %s %s",
-                    method,
-                    scope["path"],
-                    status,
-                    extra={
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 2),
-                        "route": template,
-                        "method": method,
-                    },
-                )
-            request_id_var.reset(rid_token)
-            user_id_var.reset(uid_token)
+            finally:
+                self._record(scope, status, time.perf_counter() - started)
+                request_id_var.reset(rid_token)
+                user_id_var.reset(uid_token)
+
+    def _record(self, scope: Scope, status: int, elapsed: float) -> None:
+        """Metrics and the access log line of one answered request."""
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        method = scope["method"]
+        HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
+        HTTP_LATENCY.labels(self.service, method, template).observe(elapsed)
+        if template not in {"/healthz", "/readyz", "/metrics"}:
+            self.log.info(
+                "%s %s %s",
+                method,
+                scope["path"],
+                status,
+                extra={
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "route": template,
+                    "method": method,
+                },
+            )
 
     def _server_span(self, scope: Scope) -> contextlib.AbstractContextManager[Any]:
         carrier = {
