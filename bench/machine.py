@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,17 @@ def load_average() -> tuple[float, float, float] | None:
         return None
 
 
+def cpu_probe_seconds(iterations: int = 10_000_000) -> float:
+    """CPU seconds of a plain Python loop: this shared VM's speed varies from hour to hour
+    (the same loop took 1.0 s and 1.5 s half an hour apart), so runs are comparable only
+    next to this number."""
+    started = time.process_time()
+    total = 0
+    for i in range(iterations):
+        total += i
+    return round(time.process_time() - started, 2)
+
+
 async def facts(*, admin_url: str, nats_url: str, redis_url: str) -> dict[str, Any]:
     """Everything the results section records about where it was measured."""
     load = load_average()
@@ -115,4 +127,5 @@ async def facts(*, admin_url: str, nats_url: str, redis_url: str) -> dict[str, A
         "redis": await redis_version(redis_url),
         "wrk": wrk_version(),
         "load_average_at_start": [round(x, 2) for x in load] if load else None,
+        "cpu_probe_seconds": cpu_probe_seconds(),
     }

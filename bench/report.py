@@ -95,6 +95,8 @@ def _facts_lines(r: RunReport) -> list[str]:
         f"- Load generator: {r.tool_detail or r.tool or '-'}",
         f"- Stack: {r.stack or '-'}",
         f"- Load average at start: {', '.join(str(x) for x in load) if load else '?'}",
+        f"- CPU probe: a 10M-iteration Python loop took {f.get('cpu_probe_seconds', '?')} s of "
+        "CPU (this VM's speed varies by the hour; compare runs next to this number)",
     ]
 
 
