@@ -71,6 +71,11 @@ class _Rows:
     def all(self) -> list[Any]:
         return list(self._rows)
 
+    def scalar_one_or_none(self) -> Any:
+        # Producers read back a value they wrote (e.g. RETURNING a row version); the
+        # stand-in rows describe other tables, so it is unknown here.
+        return None
+
 
 class StandInSession:
     """An AsyncSession for producer code that only writes: every statement answers ``rows``."""

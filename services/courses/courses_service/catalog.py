@@ -83,20 +83,6 @@ class CatalogQuery:
             return "newest"
         return self.sort or ("relevance" if self.words else "newest")
 
-    def cache_params(self) -> dict[str, Any]:
-        """Everything that shapes the answer, normalised (the cache key's input)."""
-        return {
-            "q": " ".join(w.lower() for w in self.words),
-            "category": str(self.category) if self.category else None,
-            "instructor_id": str(self.instructor_id) if self.instructor_id else None,
-            "price_min": self.price_min,
-            "price_max": self.price_max,
-            "free": self.free,
-            "sort": self.effective_sort,
-            "limit": self.limit,
-            "cursor": self.cursor,
-        }
-
 
 def ts_query(words: list[str]) -> ColumnElement[Any]:
     """``to_tsquery`` of the words ANDed, the last one also as a prefix ("pyth" → Python).
@@ -133,6 +119,7 @@ def _summary_columns() -> list[Any]:
         categories.c.name.label("category_name"),
         categories.c.slug.label("category_slug"),
         users.c.full_name.label("instructor_name"),
+        courses.c.row_version,
     ]
 
 
@@ -256,8 +243,9 @@ def _filters(query: CatalogQuery) -> list[ColumnElement[bool]]:
 
 async def search_catalog(
     session: AsyncSession, query: CatalogQuery, principal: Principal | None
-) -> Page[CourseSummary]:
-    """One page of the courses the caller may see, filtered, searched and sorted."""
+) -> tuple[Page[CourseSummary], list[tuple[uuid.UUID, int]]]:
+    """One page of the courses the caller may see, filtered, searched and sorted, and
+    the (id, row version) of each course on it as read (what a cached page records)."""
     sort = query.effective_sort
     words = query.words
     rank: ColumnElement[Any] | None = None
@@ -285,7 +273,8 @@ async def search_catalog(
     next_cursor = None
     if len(rows) > query.limit:
         next_cursor = encode_cursor(_key_of(sort, rows[query.limit - 1]))
-    return Page[CourseSummary](items=items, next_cursor=next_cursor)
+    shown = [(r.id, r.row_version) for r in rows[: query.limit]]
+    return Page[CourseSummary](items=items, next_cursor=next_cursor), shown
 
 
 async def sees_only_public(session: AsyncSession, principal: Principal | None) -> bool:

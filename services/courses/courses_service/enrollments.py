@@ -49,12 +49,16 @@ REFUNDED = "refunded"
 
 
 async def _count(session: AsyncSession, course_id: uuid.UUID, delta: int) -> None:
-    await session.execute(
-        update(courses)
-        .where(courses.c.id == course_id)
-        .values(enrollment_count=courses.c.enrollment_count + delta)
-    )
-    touch_course(session, course_id)
+    version = (
+        await session.execute(
+            update(courses)
+            .where(courses.c.id == course_id)
+            .values(enrollment_count=courses.c.enrollment_count + delta)
+            .returning(courses.c.row_version)
+        )
+    ).scalar_one_or_none()
+    # Only the count changed: pages not showing this course stay cached (cache.py).
+    touch_course(session, course_id, counted_at=version)
 
 
 async def activate_enrollment(

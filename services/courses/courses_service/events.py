@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from courses_service.cache import CourseCache, touched_courses
+from courses_service.cache import CourseCache, Touched, touched_courses
 from courses_service.enrollments import grant_paid_enrollment, revoke_paid_enrollment
 from courses_service.models import inbox
 from courses_service.structure import record_media_duration
@@ -110,7 +110,7 @@ class CoursesConsumer(EventConsumer):
         cache: CourseCache | None,
         **options: object,
     ) -> None:
-        self._touched: set = set()
+        self._touched = Touched()
         self._cache = cache
         self._producer = subscription.producer
         router = subscription.router
@@ -139,7 +139,7 @@ class CoursesConsumer(EventConsumer):
     async def apply(self, envelope: Envelope) -> bool:
         """Apply one event exactly once (inbox + handler in one transaction), then retire
         the cache entries of the courses it changed. False when it was applied before."""
-        self._touched = set()
+        self._touched = Touched()
         applied = await super()._apply(envelope)
         if applied and self._touched and self._cache is not None:
             await self._cache.invalidate(self._touched)

@@ -11,6 +11,7 @@ row and kept current by the writes that change them, so the catalog never counts
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -121,6 +122,9 @@ courses = Table(
     # Seconds, the sum of the lessons' durations.
     Column("total_duration", Integer, nullable=False, server_default="0"),
     Column("search_vector", TSVECTOR, Computed(_SEARCH_DOCUMENT, persisted=True), nullable=False),
+    # Raised by a trigger on every UPDATE of the row (migration 0002): the version a
+    # cached catalog page records for each course it shows (see cache.py).
+    Column("row_version", BigInteger, nullable=False, server_default="0"),
     CheckConstraint("price >= 0", name="price_not_negative"),
     CheckConstraint("currency ~ '^[a-z]{3}$'", name="currency_iso_lower"),
     Index("ix_courses_search_vector", "search_vector", postgresql_using="gin"),

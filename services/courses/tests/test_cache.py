@@ -14,7 +14,7 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import update
 
-from courses_service.cache import CourseCache
+from courses_service.cache import CourseCache, Touched
 from courses_service.main import create_app
 from courses_service.models import courses
 from unpuzzle_common.db import transaction
@@ -244,9 +244,73 @@ async def test_an_invalidation_lost_while_redis_was_down_retires_every_entry():
         await cache.store_course_document(key, b'{"title": "old"}')
         assert (await cache.course_document(course_id))[0] == b'{"title": "old"}'
         cache._redis = dead  # Redis unreachable while a write happens
-        await cache.invalidate([course_id])
+        await cache.invalidate(Touched(listing={course_id}))
         cache._redis = live  # back again: the entry written before must not be served
         assert (await cache.course_document(course_id))[0] is None
     finally:
         await live.aclose()
         await dead.aclose()
+
+
+# -- enrollments retire only what they change ----------------------------------------------
+
+
+async def test_an_enrollment_keeps_pages_that_do_not_show_the_course(
+    client, sessions, make_user, make_course, enroll
+):
+    teacher = await make_user("instructor")
+    older = await make_course(teacher, title="Older")
+    newer = await make_course(teacher, title="Newer")
+    first = (await client.get("/api/v1/courses", params={"limit": 1})).json()
+    assert [i["id"] for i in first["items"]] == [newer["id"]]
+    async with transaction(sessions) as session:  # behind the service's back: no invalidation
+        await session.execute(
+            update(courses).where(courses.c.id == newer["id"]).values(title="Changed in SQL")
+        )
+    await enroll(await make_user("student"), older)
+    again = (await client.get("/api/v1/courses", params={"limit": 1})).json()
+    assert again["items"][0]["title"] == "Newer", "a page without the course stays cached"
+    both = (await client.get("/api/v1/courses", params={"limit": 2})).json()
+    counts = {i["id"]: i["enrollment_count"] for i in both["items"]}
+    assert counts[older["id"]] == 1
+
+
+async def test_an_enrollment_reorders_popular_pages_at_once(client, make_user, make_course, enroll):
+    teacher = await make_user("instructor")
+    leader = await make_course(teacher, title="Leader")
+    chaser = await make_course(teacher, title="Chaser")
+    await enroll(await make_user("student"), leader)
+    top = (await client.get("/api/v1/courses", params={"sort": "popular", "limit": 1})).json()
+    assert [i["id"] for i in top["items"]] == [leader["id"]]
+    for _ in range(2):  # the chaser is on no cached popular page, yet it must show first
+        await enroll(await make_user("student"), chaser)
+    top = (await client.get("/api/v1/courses", params={"sort": "popular", "limit": 1})).json()
+    assert [(i["id"], i["enrollment_count"]) for i in top["items"]] == [(chaser["id"], 2)]
+
+
+async def test_a_page_read_before_a_count_changed_is_never_served_after():
+    prefix = f"courses-test-{uuid.uuid4().hex[:10]}"
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        cache = CourseCache(redis, prefix=prefix, catalog_ttl=60, course_ttl=60)
+        course_id = uuid.uuid4()
+        _, key = await cache.catalog_page("digest")
+        await cache.store_catalog_page(key, b'{"items": []}', [(course_id, 3)])
+        assert (await cache.catalog_page("digest"))[0] == b'{"items": []}'
+        # An enrollment commits: the row is at version 4 now.
+        await cache.invalidate(Touched(counts={course_id: 4}))
+        assert (await cache.catalog_page("digest"))[0] is None
+        # A slow reader that read version 3 before that commit stores its page late:
+        # the row-version key is not lowered, so the page is never served.
+        _, key = await cache.catalog_page("digest")
+        await cache.store_catalog_page(key, b'{"items": ["old"]}', [(course_id, 3)])
+        assert (await cache.catalog_page("digest"))[0] is None
+        assert await redis.get(f"{prefix}:course:{course_id}:rv") == b"4"
+        # A page read after the commit is served.
+        await cache.store_catalog_page(key, b'{"items": ["new"]}', [(course_id, 4)])
+        assert (await cache.catalog_page("digest"))[0] == b'{"items": ["new"]}'
+    finally:
+        keys = [k async for k in redis.scan_iter(f"{prefix}:*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()

@@ -103,9 +103,9 @@ async def test_a_miss_asks_redis_once_and_stores_the_page(app, client, make_user
     lookups: list[str] = []
     original = cache.catalog_page
 
-    async def counted(digest: str):
+    async def counted(digest: str, **options):
         lookups.append(digest)
-        return await original(digest)
+        return await original(digest, **options)
 
     cache.catalog_page = counted
     try:

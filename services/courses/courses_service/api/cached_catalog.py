@@ -16,6 +16,7 @@ after validating the query: an invalid query is never stored, so never served he
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -63,8 +64,10 @@ class CachedCatalogMiddleware:
         if context is None:  # the lifespan has not run (e.g. a bare TestClient)
             await self.app(scope, receive, send)
             return
+        query_string = scope["query_string"]
         page, key = await context.cache.catalog_page(
-            catalog_key(scope["query_string"], CATALOG_PARAMETERS)
+            catalog_key(query_string, CATALOG_PARAMETERS),
+            popular=_sorted_by_popularity(query_string),
         )
         if page is None:
             # The handler stores the page under this key without asking Redis again.
@@ -84,6 +87,13 @@ class CachedCatalogMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": page})
+
+
+def _sorted_by_popularity(query_string: bytes) -> bool:
+    """Whether the handler will sort this page by enrollments (the last ``sort`` wins; an
+    invalid one is refused by the handler and never stored)."""
+    sorts = [v for k, v in parse_qsl(query_string.decode("latin-1")) if k == "sort"]
+    return bool(sorts) and sorts[-1] == "popular"
 
 
 def _has_authorization(scope: Scope) -> bool:

@@ -103,14 +103,15 @@ async def list_courses(
             key = request.scope[MISSED_KEY]  # looked up before routing: a miss
         else:
             digest = catalog_key(request.scope["query_string"], CATALOG_PARAMETERS)
-            cached, key = await ctx.cache.catalog_page(digest)
+            popular = query.effective_sort == "popular"
+            cached, key = await ctx.cache.catalog_page(digest, popular=popular)
             if cached is not None:
                 return json_response(cached)
     async with ctx.sessions() as session:
-        result = await catalog.search_catalog(session, query, viewer)
+        result, shown = await catalog.search_catalog(session, query, viewer)
     body = result.model_dump_json().encode()
     if viewer is None:
-        await ctx.cache.store_catalog_page(key, body)
+        await ctx.cache.store_catalog_page(key, body, shown)
     return json_response(body)
 
 
