@@ -424,6 +424,7 @@ class Journeys(Api):
         ) as response:
             assert response.status_code == 200, response.read().decode()
             assert response.headers["content-type"].startswith("text/event-stream")
+            assert "content-length" not in response.headers  # streamed, not buffered
             return list(server_sent_events(response))
 
 

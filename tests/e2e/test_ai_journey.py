@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-
-import httpx
-
 LEARNS_WITHIN = 10.0
 LESSONS = [
     {
@@ -23,32 +18,6 @@ LESSONS = [
 QUESTION = "Why do leaves look green?"
 
 
-def _server_sent_events(response: httpx.Response) -> Iterator[tuple[str, dict]]:
-    """(event, data) pairs, parsed as the lines arrive."""
-    event, data = None, []
-    for line in response.iter_lines():
-        if line.startswith("event:"):
-            event = line.removeprefix("event:").strip()
-        elif line.startswith("data:"):
-            data.append(line.removeprefix("data:").strip())
-        elif line == "" and event is not None:
-            yield event, json.loads("\n".join(data))
-            event, data = None, []
-
-
-def _ask_streamed(journeys, student, session_id: str, question: str) -> list[tuple[str, dict]]:
-    with journeys.http.stream(
-        "POST",
-        f"/api/v1/ai/sessions/{session_id}/messages",
-        json={"content": question},
-        headers={**student.headers, "Accept": "text/event-stream"},
-    ) as response:
-        assert response.status_code == 200, response.read().decode()
-        assert response.headers["content-type"].startswith("text/event-stream")
-        assert "content-length" not in response.headers  # streamed, not buffered
-        return list(_server_sent_events(response))
-
-
 def test_enrolled_student_gets_a_streamed_grounded_answer(journeys, problem, eventually, bus):
     instructor = journeys.user("instructor")
     course = journeys.create_course(instructor, title="Plant physiology", lessons=LESSONS)
@@ -57,13 +26,13 @@ def test_enrolled_student_gets_a_streamed_grounded_answer(journeys, problem, eve
     assert journeys.enroll(student, course["id"]).status_code == 201
 
     # ai learns the course, its lesson text and the enrollment from events.
-    session_id = _learnt_session(journeys, eventually, student, course["id"])
+    session_id = journeys.tutor_session(student, course["id"], timeout=LEARNS_WITHIN)
     asked = 0
 
     def grounded_answer() -> list[tuple[str, dict]]:
         nonlocal asked
         asked += 1
-        events = _ask_streamed(journeys, student, session_id, QUESTION)
+        events = journeys.ask_streamed(student, session_id, QUESTION)
         assert events and events[-1][0] == "done", events[-3:]
         assert events[-1][1]["citations"], "not grounded yet"
         return events
@@ -140,26 +109,11 @@ def test_tutor_of_a_draft_course_does_not_exist(journeys, problem):
     problem(journeys.http.get("/api/v1/ai/usage"), 401)
 
 
-def _learnt_session(journeys, eventually, student, course_id: str) -> str:
-    """A chat session on the course, once ai has learnt the course and the enrollment."""
-
-    def session() -> str:
-        response = journeys.http.post(
-            "/api/v1/ai/sessions",
-            json={"course_id": course_id, "session_type": "chat"},
-            headers=student.headers,
-        )
-        assert response.status_code == 201, response.text
-        return response.json()["id"]
-
-    return eventually(session, timeout=LEARNS_WITHIN)
-
-
 def test_agents_answer_until_the_daily_limit_refuses(journeys, problem, eventually, lesson_ids):
     instructor, student = journeys.user("instructor"), journeys.user("student")
     course = journeys.create_course(instructor, title="Leaves", lessons=LESSONS)
     assert journeys.enroll(student, course["id"]).status_code == 201
-    session_id = _learnt_session(journeys, eventually, student, course["id"])
+    session_id = journeys.tutor_session(student, course["id"], timeout=LEARNS_WITHIN)
 
     def agent(name: str, **body) -> dict:
         response = journeys.http.post(
@@ -209,7 +163,7 @@ def test_tutor_of_a_deleted_course_stops_answering(journeys, eventually):
     instructor, student = journeys.user("instructor"), journeys.user("student")
     course = journeys.create_course(instructor, title="Withdrawn", lessons=LESSONS)
     assert journeys.enroll(student, course["id"]).status_code == 201
-    session_id = _learnt_session(journeys, eventually, student, course["id"])
+    session_id = journeys.tutor_session(student, course["id"], timeout=LEARNS_WITHIN)
 
     deleted = journeys.http.delete(f"/api/v1/courses/{course['id']}", headers=instructor.headers)
     assert deleted.status_code == 204, deleted.text
@@ -235,7 +189,7 @@ def test_offline_quiz_on_a_short_lesson_is_not_a_bad_gateway(journeys, eventuall
         lessons=[{"title": "ATP", "content": "<p>Mitochondria make ATP.</p>"}],
     )
     assert journeys.enroll(student, course["id"]).status_code == 201
-    _learnt_session(journeys, eventually, student, course["id"])
+    journeys.tutor_session(student, course["id"], timeout=LEARNS_WITHIN)
     response = journeys.http.post(
         "/api/v1/ai/agents/quiz", json={"course_id": course["id"]}, headers=student.headers
     )

@@ -43,18 +43,6 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"large": large, "small": small}
 
 
-def _wait_ready(journeys, eventually, owner, media_id: str) -> dict:
-    def ready() -> dict:
-        response = journeys.http.get(f"/api/v1/media/{media_id}", headers=owner.headers)
-        assert response.status_code == 200, response.text
-        body = response.json()
-        assert body["processing_status"] != "failed", body
-        assert body["processing_status"] == "ready", body["processing_status"]
-        return body
-
-    return eventually(ready, timeout=READY_WITHIN, interval=0.3)
-
-
 def _download(url: str) -> bytes:
     # A signed URL of the object store: no token, straight to the store.
     response = httpx.get(url, timeout=30)
@@ -106,7 +94,7 @@ def test_chunked_upload_is_processed_and_served_by_signed_url(
     )
     assert again.json()["id"] == media_id  # completing twice is the same file
 
-    media = _wait_ready(journeys, eventually, instructor, media_id)
+    media = journeys.processed_media(instructor, media_id, timeout=READY_WITHIN)
     assert media["size"] == len(data)
     assert media["duration"] == pytest.approx(2.0, abs=0.2)
     assert (media["metadata"]["width"], media["metadata"]["height"]) == (640, 480)
@@ -137,7 +125,7 @@ def test_cli_upload_becomes_a_lesson_video_enrolled_students_may_watch(
 ):
     instructor = journeys.user("instructor")
     media_id = _upload_with_the_cli(journeys, instructor, videos["small"])["id"]
-    ready = _wait_ready(journeys, eventually, instructor, media_id)
+    ready = journeys.processed_media(instructor, media_id, timeout=READY_WITHIN)
     assert (ready["metadata"]["width"], ready["metadata"]["height"]) == (320, 240)
 
     course = journeys.create_course(
