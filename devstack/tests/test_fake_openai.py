@@ -184,6 +184,14 @@ async def test_media_transcribes_the_audio_it_extracts_from_a_tagged_video(
     settings = MediaSettings(openai_api_key=KEY, openai_base_url=base_url)
     transcriber = OpenAITranscriber(settings)
     try:
-        assert await transcriber.transcribe(audio) == SAID
+        transcript = await transcriber.transcribe(audio)
     finally:
         await transcriber.aclose()
+    assert transcript.text == SAID
+    # Timed segments (verbose_json): one per sentence, in order, within the audio.
+    assert [s["text"] for s in transcript.segments or []] == [
+        "The mitochondria is the powerhouse of the cell.",
+        "It makes ATP with ATP synthase!",
+    ]
+    first, second = transcript.segments
+    assert first["start"] == 0.0 < first["end"] <= second["start"] < second["end"]

@@ -185,6 +185,9 @@ def test_a_paid_video_course_from_upload_to_refund(
     cited = _transcript_citation(answer["citations"])
     assert (cited["lesson_id"], cited["media_id"]) == (video_lesson, media_id)
     assert (cited["lesson_title"], cited["snippet"]) == (VIDEO_LESSON["title"], SENTENCE)
+    # media asked for timed segments: the citation says where in the video it is said.
+    assert cited["start_seconds"] == 0.0
+    assert 0.0 < cited["end_seconds"] <= 2.5
 
     hint = journeys.http.post(
         "/api/v1/ai/agents/hint",

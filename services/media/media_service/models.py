@@ -126,6 +126,8 @@ media_files = Table(
     Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("duration", Double, nullable=True),
     Column("transcript", Text, nullable=True),
+    # [{"start", "end", "text"}] in seconds, when the transcription service gave them.
+    Column("transcript_segments", JSONB, nullable=True),
     Column("processed_at", DateTime(timezone=True), nullable=True),
     _created_at(),
     _updated_at(),

@@ -52,7 +52,7 @@ from media_service.probing import (
 )
 from media_service.settings import Settings
 from media_service.storage import ObjectStore
-from media_service.transcription import Transcriber, TranscriptionFailed
+from media_service.transcription import Transcriber, Transcript, TranscriptionFailed
 from media_service.uploads import thumbnail_key
 from unpuzzle_common.db import transaction
 from unpuzzle_common.events._stop import wait_any
@@ -91,6 +91,7 @@ class Outcome:
     metadata: dict[str, Any] = field(default_factory=dict)
     thumbnail_key: str | None = None
     transcript: str | None = None
+    transcript_segments: list[dict[str, Any]] | None = None
 
 
 class RetryLater(RuntimeError):
@@ -226,6 +227,7 @@ class MediaProcessor:
                     duration=outcome.duration,
                     thumbnail_key=outcome.thumbnail_key,
                     transcript=outcome.transcript,
+                    transcript_segments=outcome.transcript_segments,
                     processed_at=func.now(),
                     updated_at=func.now(),
                 )
@@ -242,6 +244,7 @@ class MediaProcessor:
                     content_type=media.content_type,
                     duration=outcome.duration,
                     transcript=outcome.transcript,
+                    transcript_segments=outcome.transcript_segments,
                     has_thumbnail=outcome.thumbnail_key is not None,
                 ),
                 source="media",
@@ -319,9 +322,10 @@ class MediaProcessor:
                     media, original, folder, facts, outcome
                 )
             if media.kind in (VIDEO, AUDIO) and facts.has_audio and self._transcriber is not None:
-                outcome.transcript = await self._transcribe(
-                    original, folder, outcome, final_attempt
-                )
+                transcript = await self._transcribe(original, folder, outcome, final_attempt)
+                if transcript is not None:
+                    outcome.transcript = transcript.text
+                    outcome.transcript_segments = transcript.segments
         return outcome
 
     async def _thumbnail(
@@ -349,7 +353,7 @@ class MediaProcessor:
 
     async def _transcribe(
         self, original: Path, folder: Path, outcome: Outcome, final_attempt: bool
-    ) -> str | None:
+    ) -> Transcript | None:
         assert self._transcriber is not None
         s = self._settings
         audio = folder / "audio.mp3"

@@ -105,6 +105,9 @@ class Settings(ServiceSettings):
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     transcription_model: str = "whisper-1"
+    #: Ask for timed segments (``verbose_json``): the tutor then cites "video 0:12-0:18".
+    #: Turn off for models that only answer text or json (gpt-4o-transcribe).
+    transcription_timestamps: bool = True
     transcription_timeout: float = 300.0
     transcription_max_retries: int = 3
     #: The audio API refuses files over 25 MB; longer audio is not transcribed.

@@ -181,7 +181,23 @@ async def test_a_transcript_comes_from_the_audio_api(
 
     def audio_api(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return httpx.Response(200, text="Hello and welcome to lesson one.\n")
+        return httpx.Response(
+            200,
+            json={
+                "text": "Hello and welcome to lesson one. Today: cells.",
+                "language": "english",
+                "duration": 2.0,
+                "segments": [
+                    {
+                        "id": 0,
+                        "start": 0.0,
+                        "end": 1.2,
+                        "text": " Hello and welcome to lesson one.",
+                    },
+                    {"id": 1, "start": 1.2, "end": 2.0, "text": " Today: cells."},
+                ],
+            },
+        )
 
     configured = settings.model_copy(
         update={"openai_api_key": SecretStr("sk-test"), "openai_base_url": "http://openai.test/v1"}
@@ -196,11 +212,46 @@ async def test_a_transcript_comes_from_the_audio_api(
 
     assert seen[0].url.path == "/v1/audio/transcriptions"
     assert b'name="model"' in seen[0].content and b"whisper-1" in seen[0].content
+    assert b"verbose_json" in seen[0].content and b"segment" in seen[0].content
     processed = await fetch(instructor, media)
-    assert processed["transcript"] == "Hello and welcome to lesson one."
+    assert processed["transcript"] == "Hello and welcome to lesson one. Today: cells."
     assert processed["has_transcript"] is True
     [event] = await outbox_events("media.processed.v1")
+    assert event["data"]["transcript"] == "Hello and welcome to lesson one. Today: cells."
+    assert event["data"]["transcript_segments"] == [
+        {"start": 0.0, "end": 1.2, "text": "Hello and welcome to lesson one."},
+        {"start": 1.2, "end": 2.0, "text": "Today: cells."},
+    ]
+
+
+async def test_without_timestamps_the_transcript_is_plain_text(
+    uploader, instructor, sample_video, settings, process, fetch, outbox_events
+):
+    seen: list[httpx.Request] = []
+
+    def audio_api(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, text="Hello and welcome to lesson one.\n")
+
+    configured = settings.model_copy(
+        update={
+            "openai_api_key": SecretStr("sk-test"),
+            "openai_base_url": "http://openai.test/v1",
+            "transcription_timestamps": False,
+        }
+    )
+    transcriber = OpenAITranscriber(
+        configured, http_client=httpx.AsyncClient(transport=httpx.MockTransport(audio_api))
+    )
+    media = await uploader.upload(instructor, sample_video, "lesson.mp4", "video/mp4")
+
+    await process(media, transcriber=transcriber, settings_=configured)
+    await transcriber.aclose()
+
+    assert b'name="response_format"\r\n\r\ntext' in seen[0].content
+    [event] = await outbox_events("media.processed.v1")
     assert event["data"]["transcript"] == "Hello and welcome to lesson one."
+    assert event["data"]["transcript_segments"] is None
 
 
 async def test_a_pdf_is_ready_without_probing(uploader, instructor, pdf_bytes, process, fetch):
