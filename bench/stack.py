@@ -28,6 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -285,7 +286,7 @@ async def start_devstack(
     )
     try:
         await wait_ready(stack, ready_within)
-        stack.ports = await _ports_from_log(stack)
+        stack.ports = _ports(stack)
     except BaseException:
         await stack.stop()
         raise
@@ -293,38 +294,28 @@ async def start_devstack(
     return stack
 
 
-_PORT_PAIR = re.compile(r"([a-z][a-z0-9-]*) :(\d+)")
-
-
-async def _ports_from_log(stack: Stack, within: float = 10.0) -> dict[str, int]:
-    """Service and sidecar ports from devstack's summary line (``services: auth :8101, ...``)."""
-    deadline = time.monotonic() + within
-    while True:
-        for line in stack.log_tail(200).splitlines():
-            if line.strip().startswith("services:"):
-                ports = {name: int(port) for name, port in _PORT_PAIR.findall(line)}
-                ports.update(_replica_ports(stack))
-                return ports
-        if time.monotonic() > deadline:
-            warn("stack", "no services line in the devstack log: service ports unknown")
-            return {}
-        await asyncio.sleep(0.2)
-
-
-def _replica_ports(stack: Stack) -> dict[str, int]:
-    """Extra API processes (``--replicas``) as ``{"courses-2": port, ...}``, from ports.json."""
-    if stack.log_path is None:
+def _saved_ports(stack: Stack) -> dict[str, Any]:
+    """The ports devstack recorded for this run (``ports.json`` in its dev dir; written
+    before it starts anything): gateway, services, sidecars, replicas."""
+    if stack.dev_dir is None:
         return {}
-    saved = (stack.dev_dir or stack.log_path.parent) / "ports.json"
     try:
-        replicas = json.loads(saved.read_text()).get("replicas", {})
+        return json.loads((stack.dev_dir / "ports.json").read_text())
     except (OSError, ValueError):
         return {}
-    return {
-        f"{name}-{number}": int(port)
-        for name, ports in replicas.items()
-        for number, port in enumerate(ports, start=2)
-    }
+
+
+def _ports(stack: Stack) -> dict[str, int]:
+    """Service and sidecar ports by name; a service's extra API processes (``--replicas``)
+    as ``"courses-2"``, ``"courses-3"``..."""
+    saved = _saved_ports(stack)
+    if not saved:
+        warn("stack", "no ports.json in the dev dir: service ports unknown")
+        return {}
+    ports = {name: int(port) for name, port in {**saved["services"], **saved["sidecars"]}.items()}
+    for name, extra in saved.get("replicas", {}).items():
+        ports.update({f"{name}-{n}": int(port) for n, port in enumerate(extra, start=2)})
+    return ports
 
 
 def devstack_options() -> set[str]:
@@ -343,13 +334,10 @@ def devstack_options() -> set[str]:
     return set(re.findall(r"--[a-z][a-z-]+", done.stdout))
 
 
-_SERVICES_LINE = re.compile(r"services:.*?\bauth :(\d+)")
-
-
-def _auth_url_from_log(stack: Stack) -> str:
-    """With --free-ports, auth's port is read from the stack's summary line."""
-    match = _SERVICES_LINE.search(stack.log_tail(200))
-    return f"http://127.0.0.1:{match.group(1)}" if match else ""
+def _auth_url(stack: Stack) -> str:
+    """With --free-ports, auth's port as devstack recorded it."""
+    port = _saved_ports(stack).get("services", {}).get("auth")
+    return f"http://127.0.0.1:{port}" if port else ""
 
 
 async def wait_ready(stack: Stack, within: float) -> None:
@@ -363,7 +351,7 @@ async def wait_ready(stack: Stack, within: float) -> None:
                     f"the dev stack exited with {stack.process.returncode}:\n{stack.log_tail()}"
                 )
             if not stack.auth_url:
-                stack.auth_url = _auth_url_from_log(stack)
+                stack.auth_url = _auth_url(stack)
             try:
                 if stack.auth_url:
                     gateway = await client.get(f"{stack.gateway_url}/healthz")

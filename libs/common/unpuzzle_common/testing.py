@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -110,6 +111,15 @@ async def delete_streams_with_prefix(js, prefix: str) -> None:
             await js.delete_stream(info.config.name)
 
 
+@dataclass
+class Caller:
+    """A user as service tests see it: id, roles, ready-made ``Authorization`` headers."""
+
+    id: uuid.UUID
+    roles: tuple[str, ...]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
 class TokenMint:
     """Signs access tokens the way the auth service does (ES256, ``kid``, standard claims).
 
@@ -151,6 +161,12 @@ class TokenMint:
             **overrides,
         }
         return jwt.encode(claims, self._private, algorithm="ES256", headers={"kid": self.kid})
+
+    def caller(self, *roles: str, user_id: uuid.UUID | None = None) -> Caller:
+        """A new user (or ``user_id``) with ``roles`` (default student) and its token."""
+        roles = roles or ("student",)
+        user_id = user_id or uuid.uuid4()
+        return Caller(user_id, roles, {"Authorization": f"Bearer {self.token(user_id, roles)}"})
 
 
 async def eventually(check, *, timeout: float = 10.0, interval: float = 0.05):  # noqa: ASYNC109 - a polling deadline, not a cancel scope

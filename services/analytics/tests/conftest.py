@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from unpuzzle_common.events.schemas import EventData
 from unpuzzle_common.testing import (
     NATS_URL,
     REDIS_URL,
+    Caller,
     TokenMint,
     fresh_service_database,
     jetstream_for_tests,
@@ -98,23 +99,9 @@ def sessions(app):
     return app.state.analytics.sessions
 
 
-@dataclass
-class Caller:
-    """A user as the tests see it: id, roles, ready-made headers."""
-
-    id: uuid.UUID
-    roles: tuple[str, ...]
-    headers: dict[str, str] = field(default_factory=dict)
-
-
 @pytest.fixture
 def make_caller(mint: TokenMint) -> Callable[..., Caller]:
-    def make(*roles: str, user_id: uuid.UUID | None = None) -> Caller:
-        user_id = user_id or uuid.uuid4()
-        token = mint.token(user_id, roles or ("student",))
-        return Caller(user_id, roles, {"Authorization": f"Bearer {token}"})
-
-    return make
+    return mint.caller
 
 
 def envelope(data: EventData, at: datetime | str, *, event_id: uuid.UUID | None = None) -> Envelope:

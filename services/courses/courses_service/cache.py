@@ -116,10 +116,20 @@ def catalog_key(query_string: bytes, names: Collection[str]) -> str:
     pre-routing cache lookup and the handler key pages this way, so a page the handler
     stored is found before routing next time.
     """
+    return parameters_digest(catalog_parameters(query_string, names))
+
+
+def catalog_parameters(query_string: bytes, names: Collection[str]) -> dict[str, list[str]]:
+    """The values of the parameters in ``names``, in the order sent, as Starlette reads them."""
     values: dict[str, list[str]] = {}
     for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
         if name in names:
             values.setdefault(name, []).append(value)
+    return values
+
+
+def parameters_digest(values: dict[str, list[str]]) -> str:
+    """The cache digest of :func:`catalog_parameters`' result."""
     raw = json.dumps(sorted(values.items()), separators=(",", ":"))
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from unpuzzle_common.events.schemas import CoursePublished, CourseUnpublished, E
 from unpuzzle_common.testing import (
     NATS_URL,
     REDIS_URL,
+    Caller,
     TokenMint,
     fresh_service_database,
     jetstream_for_tests,
@@ -113,24 +113,9 @@ def sessions(app):
     return app.state.payments.sessions
 
 
-@dataclass
-class Caller:
-    """A user of the platform as the tests see it: id, roles, ready-made headers."""
-
-    id: uuid.UUID
-    roles: tuple[str, ...]
-    headers: dict[str, str] = field(default_factory=dict)
-
-
 @pytest.fixture
 def make_user(mint: TokenMint) -> Callable[..., Caller]:
-    def make(*roles: str) -> Caller:
-        roles = roles or ("student",)
-        user_id = uuid.uuid4()
-        token = mint.token(user_id, tuple(roles))
-        return Caller(user_id, tuple(roles), {"Authorization": f"Bearer {token}"})
-
-    return make
+    return mint.caller
 
 
 @pytest.fixture

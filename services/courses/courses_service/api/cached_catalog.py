@@ -16,11 +16,10 @@ after validating the query: an invalid query is never stored, so never served he
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from courses_service.cache import catalog_key
+from courses_service.cache import catalog_parameters, parameters_digest
 
 CATALOG_PATH = "/api/v1/courses"
 #: The query parameters of GET /api/v1/courses (tests/contract holds the document; a
@@ -64,11 +63,11 @@ class CachedCatalogMiddleware:
         if context is None:  # the lifespan has not run (e.g. a bare TestClient)
             await self.app(scope, receive, send)
             return
-        query_string = scope["query_string"]
-        page, key = await context.cache.catalog_page(
-            catalog_key(query_string, CATALOG_PARAMETERS),
-            popular=_sorted_by_popularity(query_string),
-        )
+        values = catalog_parameters(scope["query_string"], CATALOG_PARAMETERS)
+        # The handler sorts by enrollments when the last ``sort`` says so (an invalid one
+        # is refused there and never stored).
+        popular = values.get("sort", [""])[-1] == "popular"
+        page, key = await context.cache.catalog_page(parameters_digest(values), popular=popular)
         if page is None:
             # The handler stores the page under this key without asking Redis again.
             scope[MISSED_KEY] = key
@@ -87,13 +86,6 @@ class CachedCatalogMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": page})
-
-
-def _sorted_by_popularity(query_string: bytes) -> bool:
-    """Whether the handler will sort this page by enrollments (the last ``sort`` wins; an
-    invalid one is refused by the handler and never stored)."""
-    sorts = [v for k, v in parse_qsl(query_string.decode("latin-1")) if k == "sort"]
-    return bool(sorts) and sorts[-1] == "popular"
 
 
 def _has_authorization(scope: Scope) -> bool:
