@@ -233,3 +233,36 @@ async def test_a_value_the_database_refuses_is_422_not_500(client_for) -> None:
     response = await client_for(app, raise_app_exceptions=True).get("/nul")
     body = assert_problem(response, 422)
     assert body["errors"][0]["field"] == "request"
+
+
+async def test_driver_errors_from_raw_psycopg_reads_map_like_sqlalchemy_ones(client_for) -> None:
+    # The ReadPool (unpuzzle_common.readpool) raises psycopg's errors unwrapped.
+    import psycopg
+    from sqlalchemy import String, bindparam, select
+
+    from unpuzzle_common.readpool import ReadPool, compile_query
+    from unpuzzle_common.testing import database_admin_url
+
+    app = build_app()
+    reads = ReadPool(database_admin_url(), max_size=1)
+    echo = compile_query("echo", select(bindparam("text", type_=String)))
+
+    @app.get("/echo")
+    async def read(text: str) -> list[str]:
+        return [row[0] for row in await reads.fetch(echo, {"text": text})]
+
+    @app.get("/driver-gone")
+    async def driver_gone() -> None:
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    await reads.open()
+    try:
+        client = client_for(app, raise_app_exceptions=True)
+        assert (await client.get("/echo", params={"text": "ab"})).json() == ["ab"]
+        body = assert_problem(await client.get("/echo", params={"text": "a\x00b"}), 422)
+        assert body["errors"][0]["field"] == "request"
+        gone = await client.get("/driver-gone")
+        assert_problem(gone, 503)
+        assert gone.headers["retry-after"] == "1"
+    finally:
+        await reads.close()

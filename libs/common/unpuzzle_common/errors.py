@@ -12,6 +12,7 @@ import json
 import logging
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -196,15 +197,25 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DBAPIError)
-    if isinstance(exc, DataError):
+    """Driver errors, raised through SQLAlchemy (``DBAPIError`` wrapping them) or
+    straight from psycopg (:mod:`unpuzzle_common.readpool`)."""
+    if isinstance(exc, DBAPIError):
+        driver_error = exc.orig
+        data_error = isinstance(exc, DataError)
+        lost = exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    else:
+        assert isinstance(exc, psycopg.Error)
+        driver_error = exc
+        data_error = isinstance(exc, psycopg.DataError)
+        lost = isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+    if data_error:
         # A value the database cannot hold (a NUL byte in text, a number out of its
         # column's range) that validation let through: the request's fault, not ours.
         log.info(
             "value refused by the database on %s %s: %s",
             request.method,
             request.url.path,
-            type(exc.orig).__name__ if exc.orig else "DataError",
+            type(driver_error).__name__ if driver_error else "DataError",
         )
         return problem_response(
             ValidationFailed(
@@ -214,14 +225,14 @@ async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
             ),
             request,
         )
-    if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+    if lost:
         # The connection was lost (restart, failover, terminated backend): the pool
         # replaces it, so the same request is expected to succeed when retried.
         log.warning(
             "database connection lost on %s %s: %s",
             request.method,
             request.url.path,
-            type(exc.orig).__name__ if exc.orig else type(exc).__name__,
+            type(driver_error).__name__ if driver_error else type(exc).__name__,
         )
         return problem_response(
             ServiceUnavailable(
@@ -291,5 +302,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(DBAPIError, _on_database_error)
+    app.add_exception_handler(psycopg.Error, _on_database_error)
     app.add_exception_handler(Exception, _on_unexpected)
     app.add_middleware(UnexpectedErrorMiddleware)

@@ -38,7 +38,7 @@ def ref_clause(ref: str) -> ColumnElement[bool]:
     return courses.c.slug == parsed
 
 
-def enrolled_clause(user_id: uuid.UUID) -> ColumnElement[bool]:
+def enrolled_clause(user_id: Any) -> ColumnElement[bool]:
     """The course row has an active enrollment of ``user_id``."""
     return exists().where(
         enrollments.c.course_id == courses.c.id,
@@ -47,21 +47,42 @@ def enrolled_clause(user_id: uuid.UUID) -> ColumnElement[bool]:
     )
 
 
-def visible_clause(principal: Principal | None) -> ColumnElement[bool]:
-    """The visibility rule as a WHERE clause on ``courses``."""
-    alive = courses.c.deleted_at.is_(None)
+#: Who is asking, as far as visibility goes (see :func:`viewer_kind`).
+PUBLIC, ADMIN_VIEWER, USER_VIEWER = "public", "admin", "user"
+
+
+def viewer_kind(principal: Principal | None) -> str:
+    """Anonymous callers see the public catalog; admins see every live course; anyone
+    else also sees the courses they teach or are enrolled in."""
     if principal is None:
+        return PUBLIC
+    return ADMIN_VIEWER if principal.has_role(ADMIN) else USER_VIEWER
+
+
+def visibility(kind: str, user_id: Any = None) -> ColumnElement[bool]:
+    """The visibility rule for a :func:`viewer_kind` as a WHERE clause on ``courses``.
+
+    ``user_id`` is the caller's id, or an expression standing for it (a ``bindparam``
+    in statements compiled once and run for many callers).
+    """
+    alive = courses.c.deleted_at.is_(None)
+    if kind == PUBLIC:
         return and_(alive, courses.c.is_published)
-    if principal.has_role(ADMIN):
+    if kind == ADMIN_VIEWER:
         return alive
     return and_(
         alive,
         or_(
             courses.c.is_published,
-            courses.c.instructor_id == principal.user_id,
-            enrolled_clause(principal.user_id),
+            courses.c.instructor_id == user_id,
+            enrolled_clause(user_id),
         ),
     )
+
+
+def visible_clause(principal: Principal | None) -> ColumnElement[bool]:
+    """The visibility rule for this caller as a WHERE clause on ``courses``."""
+    return visibility(viewer_kind(principal), principal.user_id if principal else None)
 
 
 def can_edit(instructor_id: uuid.UUID, principal: Principal | None) -> bool:

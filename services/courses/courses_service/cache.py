@@ -166,6 +166,20 @@ end
 return #KEYS
 """
 
+#: Store a catalog page and raise its courses' row-version keys (never lower them), in
+#: one round trip. KEYS: the page's key, then the rv keys; ARGV: the entry, the page's
+#: seconds to live, the rv keys' seconds to live, then the versions of the rv keys.
+_STORE_PAGE = """
+local ttl = ARGV[3]
+for i = 2, #KEYS do
+  local version = tonumber(ARGV[i + 2])
+  local seen = tonumber(redis.call('GET', KEYS[i]) or '-1') or -1
+  if version > seen then redis.call('SET', KEYS[i], ARGV[i + 2], 'EX', ttl) end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return #KEYS - 1
+"""
+
 #: How long a row-version key lives (a page whose key expired is a miss, never stale).
 ROW_VERSION_TTL = 86_400
 
@@ -191,6 +205,7 @@ class CourseCache:
         self._lost_invalidation = False
         self._catalog_lookup = redis.register_script(_CATALOG_LOOKUP)
         self._raise_versions = redis.register_script(_RAISE_VERSIONS)
+        self._store_page = redis.register_script(_STORE_PAGE)
 
     @classmethod
     def from_settings(cls, settings: Settings, redis: Redis) -> CourseCache:
@@ -277,13 +292,12 @@ class CourseCache:
             return
         shown = list(shown)
         entry = " ".join(f"{course_id}={version}" for course_id, version in shown).encode()
+        keys = [key, *(self._row_version_key(course_id) for course_id, _ in shown)]
+        args = [entry + b"\n" + value, self._catalog_ttl, ROW_VERSION_TTL]
+        args += [version for _, version in shown]
 
         async def store(redis: Redis) -> None:
-            async with redis.pipeline(transaction=False) as pipe:
-                if shown:
-                    await self._raise(pipe, dict(shown))
-                pipe.set(key, entry + b"\n" + value, ex=self._catalog_ttl)
-                await pipe.execute()
+            await self._store_page(keys=keys, args=args, client=redis)
 
         await self._call(store)
 

@@ -23,12 +23,16 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Float,
+    Integer,
+    String,
     and_,
+    bindparam,
     cast,
     exists,
     func,
@@ -40,7 +44,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from courses_service.access import visible_clause
+from courses_service.access import USER_VIEWER, viewer_kind, visibility
 from courses_service.models import (
     ACTIVE,
     categories,
@@ -54,6 +58,7 @@ from courses_service.schemas import CourseDetail, CourseSummary
 from unpuzzle_common.auth import ADMIN, Principal
 from unpuzzle_common.errors import ValidationFailed
 from unpuzzle_common.pagination import Page, encode_cursor
+from unpuzzle_common.readpool import CompiledQuery, ReadPool, compile_query
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_QUERY_WORDS = 12
@@ -84,14 +89,15 @@ class CatalogQuery:
         return self.sort or ("relevance" if self.words else "newest")
 
 
-def ts_query(words: list[str]) -> ColumnElement[Any]:
-    """``to_tsquery`` of the words ANDed, the last one also as a prefix ("pyth" → Python).
+def ts_query_text(words: list[str]) -> str:
+    """The ``to_tsquery`` text of the words ANDed, the last one also as a prefix ("pyth"
+    finds Python).
 
     Words are ``\\w+`` runs, so no tsquery operator ever reaches PostgreSQL from a user.
     """
     terms = [f"'{w.lower()}'" for w in words]
     terms[-1] += ":*"
-    return func.to_tsquery(_ENGLISH, " & ".join(terms))
+    return " & ".join(terms)
 
 
 _ENGLISH = literal_column("'english'::regconfig")
@@ -205,79 +211,156 @@ def _sort_columns(sort: str, rank: ColumnElement[Any] | None) -> list[ColumnElem
     return [rank, courses.c.id]
 
 
-def _key_of(sort: str, row: Any) -> dict[str, Any]:
+def _key_of(sort: str, row: tuple[Any, ...]) -> dict[str, Any]:
     if sort == "newest":
-        key: list[Any] = [row.created_at.isoformat(), str(row.id)]
+        key: list[Any] = [row[_AT["created_at"]].isoformat(), str(row[_AT["id"]])]
     elif sort == "popular":
-        key = [row.enrollment_count, str(row.id)]
+        key = [row[_AT["enrollment_count"]], str(row[_AT["id"]])]
     elif sort == "rating":
-        key = [str(row.rating_avg), row.rating_count, str(row.id)]
+        key = [str(row[_AT["rating_avg"]]), row[_AT["rating_count"]], str(row[_AT["id"]])]
     elif sort == "price":
-        key = [row.price, str(row.id)]
+        key = [row[_AT["price"]], str(row[_AT["id"]])]
     else:
-        key = [row.rank, str(row.id)]
+        key = [row[_AT["rank"]], str(row[_AT["id"]])]
     return {"s": sort, "k": key}
 
 
 # -- the catalog --------------------------------------------------------------------------
+#
+# The catalog query runs on the service's ReadPool (unpuzzle_common.readpool): it is
+# built with Core as below, but compiled once per *shape* — which filters are present,
+# the sort, whether there is a cursor or a search, who is asking — with named bind
+# parameters for the values, and then run as prepared SQL text. Building and compiling
+# it for every request cost more CPU than PostgreSQL spent answering it.
 
 
-def _filters(query: CatalogQuery) -> list[ColumnElement[bool]]:
-    where: list[ColumnElement[bool]] = []
-    if isinstance(query.category, uuid.UUID):
-        where.append(courses.c.category_id == query.category)
-    elif query.category:
-        where.append(categories.c.slug == query.category.lower())
-    if query.instructor_id is not None:
-        where.append(courses.c.instructor_id == query.instructor_id)
-    if query.price_min is not None:
-        where.append(courses.c.price >= query.price_min)
-    if query.price_max is not None:
-        where.append(courses.c.price <= query.price_max)
-    if query.free is True:
+@dataclass(frozen=True)
+class _Shape:
+    viewer: str
+    category: str | None  # "id", "slug" or None
+    instructor: bool
+    price_min: bool
+    price_max: bool
+    free: bool | None
+    sort: str
+    after: bool
+    search: bool
+
+
+#: Position of each selected column in a catalog row.
+_AT = {
+    name: i
+    for i, name in enumerate([c.key for c in _summary_columns()] + ["rank"])  # type: ignore[attr-defined]
+}
+
+
+@lru_cache(maxsize=1024)
+def _catalog_query(shape: _Shape) -> CompiledQuery:
+    where = [visibility(shape.viewer, bindparam("viewer_id", type_=courses.c.id.type))]
+    if shape.category == "id":
+        where.append(courses.c.category_id == bindparam("category"))
+    elif shape.category == "slug":
+        where.append(categories.c.slug == bindparam("category"))
+    if shape.instructor:
+        where.append(courses.c.instructor_id == bindparam("instructor_id"))
+    if shape.price_min:
+        where.append(courses.c.price >= bindparam("price_min"))
+    if shape.price_max:
+        where.append(courses.c.price <= bindparam("price_max"))
+    if shape.free is True:
         where.append(courses.c.price == 0)
-    elif query.free is False:
+    elif shape.free is False:
         where.append(courses.c.price > 0)
-    return where
-
-
-async def search_catalog(
-    session: AsyncSession, query: CatalogQuery, principal: Principal | None
-) -> tuple[Page[CourseSummary], list[tuple[uuid.UUID, int]]]:
-    """One page of the courses the caller may see, filtered, searched and sorted, and
-    the (id, row version) of each course on it as read (what a cached page records)."""
-    sort = query.effective_sort
-    words = query.words
-    rank: ColumnElement[Any] | None = None
     columns = _summary_columns()
-    where = [visible_clause(principal), *_filters(query)]
-    if words:
-        tsq = ts_query(words)
+    rank: ColumnElement[Any] | None = None
+    if shape.search:
+        tsq = func.to_tsquery(_ENGLISH, bindparam("tsquery", type_=String))
         where.append(courses.c.search_vector.op("@@")(tsq))
         rank = cast(func.ts_rank_cd(courses.c.search_vector, tsq), Float)
         columns.append(rank.label("rank"))
-    order = _sort_columns(sort, rank)
-    descending = sort != "price"
-    if query.cursor is not None:
-        after = _decode_key(sort, query.cursor)
+    order = _sort_columns(shape.sort, rank)
+    descending = shape.sort != "price"
+    if shape.after:
+        after = tuple_(*[bindparam(f"after_{i}") for i in range(len(order))])
         where.append(tuple_(*order) < after if descending else tuple_(*order) > after)
-    stmt = (
+    statement = (
         select(*columns)
         .select_from(_joined())
         .where(and_(*where))
         .order_by(*[c.desc() if descending else c.asc() for c in order])
-        .limit(query.limit + 1)
+        .limit(bindparam("limit", type_=Integer))
     )
-    rows = list(await session.execute(stmt))
-    items = [CourseSummary.model_validate(_summary_from(r)) for r in rows[: query.limit]]
+    return compile_query("catalog", statement)
+
+
+def _catalog_values(query: CatalogQuery, principal: Principal | None) -> tuple[_Shape, dict]:
+    """The shape of ``query``'s statement and the values to run it with."""
+    sort = query.effective_sort
+    values: dict[str, Any] = {"limit": query.limit + 1}
+    kind = viewer_kind(principal)
+    if kind == USER_VIEWER:
+        assert principal is not None
+        values["viewer_id"] = principal.user_id
+    category = None
+    if isinstance(query.category, uuid.UUID):
+        category, values["category"] = "id", query.category
+    elif query.category:
+        category, values["category"] = "slug", query.category.lower()
+    for name in ("instructor_id", "price_min", "price_max"):
+        if getattr(query, name) is not None:
+            values[name] = getattr(query, name)
+    words = query.words
+    if words:
+        values["tsquery"] = ts_query_text(words)
+    if query.cursor is not None:
+        for i, value in enumerate(_decode_key(sort, query.cursor)):
+            values[f"after_{i}"] = value
+    shape = _Shape(
+        viewer=kind,
+        category=category,
+        instructor=query.instructor_id is not None,
+        price_min=query.price_min is not None,
+        price_max=query.price_max is not None,
+        free=query.free,
+        sort=sort,
+        after=query.cursor is not None,
+        search=bool(words),
+    )
+    return shape, values
+
+
+async def search_catalog(
+    reader: ReadPool, query: CatalogQuery, principal: Principal | None
+) -> tuple[Page[CourseSummary], list[tuple[uuid.UUID, int]]]:
+    """One page of the courses the caller may see, filtered, searched and sorted, and
+    the (id, row version) of each course on it as read (what a cached page records)."""
+    shape, values = _catalog_values(query, principal)
+    rows = await reader.fetch(_catalog_query(shape), values)
+    shown_rows = rows[: query.limit]
+    items = [CourseSummary.model_validate(_summary_from(r)) for r in shown_rows]
     next_cursor = None
     if len(rows) > query.limit:
-        next_cursor = encode_cursor(_key_of(sort, rows[query.limit - 1]))
-    shown = [(r.id, r.row_version) for r in rows[: query.limit]]
+        next_cursor = encode_cursor(_key_of(shape.sort, rows[query.limit - 1]))
+    version = _AT["row_version"]
+    shown = [(r[_AT["id"]], r[version]) for r in shown_rows]
     return Page[CourseSummary](items=items, next_cursor=next_cursor), shown
 
 
-async def sees_only_public(session: AsyncSession, principal: Principal | None) -> bool:
+@lru_cache(maxsize=1)
+def _extra_visibility_query() -> CompiledQuery:
+    user = bindparam("user_id", type_=courses.c.id.type)
+    unpublished = and_(courses.c.deleted_at.is_(None), not_(courses.c.is_published))
+    own_draft = exists().where(unpublished, courses.c.instructor_id == user)
+    enrolled_in_draft = exists().where(
+        unpublished,
+        enrollments.c.course_id == courses.c.id,
+        enrollments.c.user_id == user,
+        enrollments.c.status == ACTIVE,
+    )
+    return compile_query("catalog_extra_visibility", select(or_(own_draft, enrolled_in_draft)))
+
+
+async def sees_only_public(reader: ReadPool, principal: Principal | None) -> bool:
     """Whether the caller's catalog is exactly the anonymous one (so it may be cached).
 
     True for anonymous callers and for signed-in ones who own no unpublished course
@@ -287,16 +370,8 @@ async def sees_only_public(session: AsyncSession, principal: Principal | None) -
         return True
     if principal.has_role(ADMIN):
         return False
-    unpublished = and_(courses.c.deleted_at.is_(None), not_(courses.c.is_published))
-    own_draft = exists().where(unpublished, courses.c.instructor_id == principal.user_id)
-    enrolled_in_draft = exists().where(
-        unpublished,
-        enrollments.c.course_id == courses.c.id,
-        enrollments.c.user_id == principal.user_id,
-        enrollments.c.status == ACTIVE,
-    )
-    extra = (await session.execute(select(or_(own_draft, enrolled_in_draft)))).scalar_one()
-    return not extra
+    rows = await reader.fetch(_extra_visibility_query(), {"user_id": principal.user_id})
+    return not rows[0][0]
 
 
 # -- the course document ------------------------------------------------------------------

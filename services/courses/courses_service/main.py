@@ -15,6 +15,7 @@ from courses_service.cache import CourseCache
 from courses_service.settings import Settings
 from unpuzzle_common.app import ServiceRuntime, create_service_app
 from unpuzzle_common.auth import JWKSKeySource, TokenVerifier
+from unpuzzle_common.readpool import ReadPool
 
 VERSION = "1.0.0"
 
@@ -33,11 +34,19 @@ def create_app(settings: Settings | None = None, *, token_verifier: TokenVerifie
                 verifier = TokenVerifier(
                     keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience
                 )
+            reader = ReadPool(
+                settings.database_url,
+                max_size=settings.db_pool_size,
+                application_name=f"{settings.service_name}-reads",
+            )
+            await reader.open()
+            runtime.closers.append(reader.close)
             app.state.runtime = runtime
             app.state.token_verifier = verifier
             app.state.courses = CoursesContext(
                 settings=settings,
                 sessions=runtime.sessions,
+                reader=reader,
                 cache=CourseCache.from_settings(settings, runtime.redis),
             )
             yield

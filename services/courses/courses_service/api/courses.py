@@ -93,10 +93,8 @@ async def list_courses(
         cursor=page.after,
     )
     viewer = principal
-    if principal is not None:
-        async with ctx.sessions() as session:
-            if await catalog.sees_only_public(session, principal):
-                viewer = None
+    if principal is not None and await catalog.sees_only_public(ctx.reader, principal):
+        viewer = None
     key = None
     if viewer is None:
         if principal is None and MISSED_KEY in request.scope:
@@ -107,8 +105,7 @@ async def list_courses(
             cached, key = await ctx.cache.catalog_page(digest, popular=popular)
             if cached is not None:
                 return json_response(cached)
-    async with ctx.sessions() as session:
-        result, shown = await catalog.search_catalog(session, query, viewer)
+    result, shown = await catalog.search_catalog(ctx.reader, query, viewer)
     body = result.model_dump_json().encode()
     if viewer is None:
         await ctx.cache.store_catalog_page(key, body, shown)

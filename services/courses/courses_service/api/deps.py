@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from courses_service.cache import CourseCache, touched_courses
 from courses_service.settings import Settings
 from unpuzzle_common.db import transaction
+from unpuzzle_common.readpool import ReadPool
 
 
 @dataclass
@@ -22,6 +23,8 @@ class CoursesContext:
 
     settings: Settings
     sessions: async_sessionmaker[AsyncSession]
+    #: The catalog's reads (no transaction, prepared statements; see ReadPool).
+    reader: ReadPool
     cache: CourseCache
 
     @asynccontextmanager
