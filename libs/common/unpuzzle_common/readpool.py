@@ -25,12 +25,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from opentelemetry import trace
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ClauseElement
 
 from unpuzzle_common.db import libpq_url
@@ -49,6 +50,8 @@ class CompiledQuery:
     #: Every bind parameter's compile-time value (``LIMIT`` values, literals); named
     #: ``bindparam``\\ s without a value are None here and given at each execution.
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    #: The statement itself, for running it on a session (:func:`session_fetch`).
+    statement: ClauseElement | None = field(default=None, compare=False, repr=False)
 
     def parameters(self, values: Mapping[str, Any] | None) -> dict[str, Any]:
         """The execution parameters: the defaults overridden by ``values``."""
@@ -61,7 +64,32 @@ class CompiledQuery:
 def compile_query(name: str, statement: ClauseElement) -> CompiledQuery:
     """Compile a Core statement for psycopg (do it once per statement shape and keep it)."""
     compiled = statement.compile(dialect=_DIALECT)
-    return CompiledQuery(name=name, sql=str(compiled), defaults=dict(compiled.params))
+    return CompiledQuery(
+        name=name, sql=str(compiled), defaults=dict(compiled.params), statement=statement
+    )
+
+
+class Fetch(Protocol):
+    """Runs a compiled query: :meth:`ReadPool.fetch`, or a session's (:func:`session_fetch`)."""
+
+    async def __call__(
+        self, query: CompiledQuery, values: Mapping[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]: ...
+
+
+def session_fetch(session: AsyncSession) -> Fetch:
+    """Run compiled queries inside ``session``'s transaction, so they see its own
+    uncommitted writes (what a write's answer is built from)."""
+
+    async def fetch(
+        query: CompiledQuery, values: Mapping[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        assert query.statement is not None
+        query.parameters(values)  # the same check of the names as on the pool
+        result = await session.execute(query.statement, dict(values or {}))  # type: ignore[arg-type]
+        return [tuple(row) for row in result]
+
+    return fetch
 
 
 class ReadPool:

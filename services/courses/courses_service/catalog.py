@@ -42,7 +42,6 @@ from sqlalchemy import (
     select,
     tuple_,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from courses_service.access import USER_VIEWER, viewer_kind, visibility
 from courses_service.models import (
@@ -58,7 +57,7 @@ from courses_service.schemas import CourseDetail, CourseSummary
 from unpuzzle_common.auth import ADMIN, Principal
 from unpuzzle_common.errors import ValidationFailed
 from unpuzzle_common.pagination import Page, encode_cursor
-from unpuzzle_common.readpool import CompiledQuery, ReadPool, compile_query
+from unpuzzle_common.readpool import CompiledQuery, Fetch, ReadPool, compile_query
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_QUERY_WORDS = 12
@@ -377,57 +376,81 @@ async def sees_only_public(reader: ReadPool, principal: Principal | None) -> boo
 # -- the course document ------------------------------------------------------------------
 
 
-async def course_id_for_slug(session: AsyncSession, slug: str) -> uuid.UUID | None:
+@lru_cache(maxsize=1)
+def _slug_query() -> CompiledQuery:
+    return compile_query(
+        "course_by_slug", select(courses.c.id).where(courses.c.slug == bindparam("slug"))
+    )
+
+
+async def course_id_for_slug(fetch: Fetch, slug: str) -> uuid.UUID | None:
     if len(slug) > courses.c.slug.type.length:
         return None
-    return (
-        await session.execute(select(courses.c.id).where(courses.c.slug == slug.lower()))
-    ).scalar_one_or_none()
+    rows = await fetch(_slug_query(), {"slug": slug.lower()})
+    return rows[0][0] if rows else None
 
 
-async def course_document(session: AsyncSession, course_id: uuid.UUID) -> CourseDetail | None:
-    """Everything about a live course, lesson contents included (callers filter it)."""
-    row = (
-        await session.execute(
-            select(*_summary_columns())
-            .select_from(_joined())
-            .where(courses.c.id == course_id, courses.c.deleted_at.is_(None))
+@lru_cache(maxsize=1)
+def _course_queries() -> tuple[CompiledQuery, CompiledQuery]:
+    course_id = bindparam("course_id", type_=courses.c.id.type)
+    course = (
+        select(*_summary_columns())
+        .select_from(_joined())
+        .where(courses.c.id == course_id, courses.c.deleted_at.is_(None))
+    )
+    # Every section with its lessons (a section without lessons comes as one row of NULLs).
+    outline = (
+        select(
+            sections.c.id,
+            sections.c.title,
+            sections.c.position,
+            lessons.c.id,
+            lessons.c.title,
+            lessons.c.position,
+            lessons.c.duration_seconds,
+            lessons.c.media_id,
+            lessons.c.content,
         )
-    ).first()
-    if row is None:
+        .select_from(sections.outerjoin(lessons, lessons.c.section_id == sections.c.id))
+        .where(sections.c.course_id == course_id)
+        .order_by(sections.c.position, lessons.c.position)
+    )
+    return compile_query("course", course), compile_query("course_outline", outline)
+
+
+async def course_document(fetch: Fetch, course_id: uuid.UUID) -> CourseDetail | None:
+    """Everything about a live course, lesson contents included (callers filter it).
+
+    ``fetch``: the service's ReadPool, or a session's (:func:`session_fetch`) when the
+    answer must show the caller's own transaction.
+    """
+    course_query, outline_query = _course_queries()
+    rows = await fetch(course_query, {"course_id": course_id})
+    if not rows:
         return None
-    section_rows = list(
-        await session.execute(
-            select(sections.c.id, sections.c.title, sections.c.position)
-            .where(sections.c.course_id == course_id)
-            .order_by(sections.c.position)
-        )
-    )
-    lesson_rows = list(
-        await session.execute(
-            select(lessons)
-            .where(lessons.c.course_id == course_id)
-            .order_by(lessons.c.section_id, lessons.c.position)
-        )
-    )
-    by_section: dict[uuid.UUID, list[dict[str, Any]]] = {s.id: [] for s in section_rows}
-    for lesson in lesson_rows:
-        by_section.setdefault(lesson.section_id, []).append(
-            {
-                "id": lesson.id,
-                "section_id": lesson.section_id,
-                "title": lesson.title,
-                "position": lesson.position,
-                "duration_seconds": lesson.duration_seconds,
-                "media_id": lesson.media_id,
-                "content": lesson.content,
-            }
-        )
-    document = _summary_from(row)
-    document["sections"] = [
-        {"id": s.id, "title": s.title, "position": s.position, "lessons": by_section[s.id]}
-        for s in section_rows
-    ]
+    document = _summary_from(rows[0])
+    sections_out: list[dict[str, Any]] = []
+    for section_id, title, position, *lesson in await fetch(
+        outline_query, {"course_id": course_id}
+    ):
+        if not sections_out or sections_out[-1]["id"] != section_id:
+            sections_out.append(
+                {"id": section_id, "title": title, "position": position, "lessons": []}
+            )
+        lesson_id, lesson_title, lesson_position, duration, media_id, content = lesson
+        if lesson_id is not None:
+            sections_out[-1]["lessons"].append(
+                {
+                    "id": lesson_id,
+                    "section_id": section_id,
+                    "title": lesson_title,
+                    "position": lesson_position,
+                    "duration_seconds": duration,
+                    "media_id": media_id,
+                    "content": content,
+                }
+            )
+    document["sections"] = sections_out
     return CourseDetail.model_validate(document)
 
 

@@ -45,6 +45,7 @@ from unpuzzle_common.auth import (
 )
 from unpuzzle_common.errors import NotFound, ValidationFailed
 from unpuzzle_common.pagination import Page, PageParams, page_params
+from unpuzzle_common.readpool import session_fetch
 
 router = APIRouter(prefix="/api/v1/courses", tags=["courses"])
 
@@ -117,8 +118,7 @@ async def _document_by_id(ctx: CoursesContext, course_id: uuid.UUID) -> dict[str
     cached, key = await ctx.cache.course_document(course_id)
     if cached is not None:
         return json.loads(cached)
-    async with ctx.sessions() as session:
-        document = await catalog.course_document(session, course_id)
+    document = await catalog.course_document(ctx.reader.fetch, course_id)
     if document is None:
         return None
     raw = document.model_dump_json().encode()
@@ -137,8 +137,7 @@ async def _course_document(ctx: CoursesContext, ref: str) -> dict[str, Any] | No
         if document is not None and document["slug"] == parsed:
             return document
     # Not cached, or a mapping gone stale (e.g. the catalog was reset): ask the database.
-    async with ctx.sessions() as session:
-        course_id = await catalog.course_id_for_slug(session, parsed)
+    course_id = await catalog.course_id_for_slug(ctx.reader.fetch, parsed)
     if course_id is None:
         return None
     await ctx.cache.remember_slug(parsed, course_id)
@@ -187,7 +186,7 @@ async def _fresh_detail(
     session: Any, course_id: uuid.UUID, principal: Principal
 ) -> tuple[dict[str, Any], bool]:
     """The document as this transaction sees it (never the cache), and the caller's enrollment."""
-    document = await catalog.course_document(session, course_id)
+    document = await catalog.course_document(session_fetch(session), course_id)
     if document is None:
         raise NotFound(COURSE_NOT_FOUND)
     enrolled = await is_enrolled(session, principal.user_id, course_id)
