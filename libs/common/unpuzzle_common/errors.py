@@ -196,52 +196,47 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(problem, request)
 
 
-async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
-    """Driver errors, raised through SQLAlchemy (``DBAPIError`` wrapping them) or
-    straight from psycopg (:mod:`unpuzzle_common.readpool`)."""
+def database_problem(exc: Exception, where: str = "") -> Problem | None:
+    """The answer to a database driver error, raised through SQLAlchemy (``DBAPIError``
+    wrapping it) or straight from psycopg (:mod:`unpuzzle_common.readpool`): 422 for a
+    value the database refuses, 503 for a lost connection, None for anything else (a
+    bug: 500). ``where`` names the request in the log line."""
     if isinstance(exc, DBAPIError):
-        driver_error = exc.orig
+        driver_error: BaseException | None = exc.orig
         data_error = isinstance(exc, DataError)
         lost = exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
-    else:
-        assert isinstance(exc, psycopg.Error)
+    elif isinstance(exc, psycopg.Error):
         driver_error = exc
         data_error = isinstance(exc, psycopg.DataError)
         lost = isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+    else:
+        return None
+    name = type(driver_error or exc).__name__
     if data_error:
         # A value the database cannot hold (a NUL byte in text, a number out of its
         # column's range) that validation let through: the request's fault, not ours.
-        log.info(
-            "value refused by the database on %s %s: %s",
-            request.method,
-            request.url.path,
-            type(driver_error).__name__ if driver_error else "DataError",
-        )
-        return problem_response(
-            ValidationFailed(
-                "A value in the request cannot be stored: it is out of range or contains "
-                "characters that are not allowed (such as NUL).",
-                errors=[{"field": "request", "message": "value out of range or not allowed"}],
-            ),
-            request,
+        log.info("value refused by the database on %s: %s", where, name)
+        return ValidationFailed(
+            "A value in the request cannot be stored: it is out of range or contains "
+            "characters that are not allowed (such as NUL).",
+            errors=[{"field": "request", "message": "value out of range or not allowed"}],
         )
     if lost:
         # The connection was lost (restart, failover, terminated backend): the pool
         # replaces it, so the same request is expected to succeed when retried.
-        log.warning(
-            "database connection lost on %s %s: %s",
-            request.method,
-            request.url.path,
-            type(driver_error).__name__ if driver_error else type(exc).__name__,
+        log.warning("database connection lost on %s: %s", where, name)
+        return ServiceUnavailable(
+            "The database connection was interrupted; retry the request.",
+            headers={"Retry-After": "1"},
         )
-        return problem_response(
-            ServiceUnavailable(
-                "The database connection was interrupted; retry the request.",
-                headers={"Retry-After": "1"},
-            ),
-            request,
-        )
-    return await _on_unexpected(request, exc)
+    return None
+
+
+async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
+    problem = database_problem(exc, f"{request.method} {request.url.path}")
+    if problem is None:
+        return await _on_unexpected(request, exc)
+    return problem_response(problem, request)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -282,18 +277,19 @@ class UnexpectedErrorMiddleware:
                 raise  # the answer is half sent: closing the connection is all that is left
             problem = Problem("An unexpected error occurred; it has been logged.")
             problem.status, problem.slug = 500, "internal-error"
-            body = json.dumps(problem.body(scope.get("path"))).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [
-                        (b"content-type", PROBLEM_JSON.encode()),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            await send_problem(send, problem, scope.get("path"))
+
+
+async def send_problem(send: Send, problem: Problem, instance: str | None = None) -> None:
+    """Answer ``problem`` at the ASGI level (middleware that answers before routing)."""
+    body = json.dumps(problem.body(instance)).encode()
+    headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    headers += [(k.lower().encode(), v.encode()) for k, v in problem.headers.items()]
+    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from courses_service.text import light_text, plain_text, rich_text
+from unpuzzle_common.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 #: Minor units of the currency (1999 = 19.99). Strict: floats and strings are refused.
 Price = Annotated[StrictInt, Field(ge=0, le=99_999_999)]
@@ -87,6 +88,31 @@ class CourseUpdate(Strict):
     @classmethod
     def _clean_description(cls, value: str | None) -> str | None:
         return None if value is None else rich_text(value)
+
+
+class CatalogParams(BaseModel):
+    """The query parameters of ``GET /api/v1/courses``.
+
+    One model serves both places that read them: FastAPI (``Annotated[CatalogParams,
+    Query()]``: the OpenAPI parameters and the 422 answers) and the pre-routing catalog
+    middleware (``api/cached_catalog.py``), so both accept exactly the same requests.
+    """
+
+    q: str | None = Field(None, max_length=200, description="Full-text search.")
+    category: str | None = Field(None, max_length=120, description="Category id or slug.")
+    instructor_id: uuid.UUID | None = None
+    price_min: int | None = Field(
+        None, ge=0, le=MAX_PRICE_FILTER, description="Minor units, inclusive."
+    )
+    price_max: int | None = Field(
+        None, ge=0, le=MAX_PRICE_FILTER, description="Minor units, inclusive."
+    )
+    free: bool | None = Field(None, description="true: free courses only; false: paid only.")
+    sort: Sort | None = Field(
+        None, description="newest (default), popular, rating, price; relevance with q."
+    )
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Items per page (1-100).")
+    cursor: str | None = Field(None, max_length=512, description="Opaque cursor from next_cursor.")
 
 
 class SectionCreate(Strict):

@@ -1,12 +1,16 @@
-"""Anonymous catalog pages answered from the cache before routing (api/cached_catalog).
+"""Anonymous catalog pages answered before routing (api/cached_catalog): cache hits,
+and misses built there with the handler's own steps.
 
 test_cache.py shows that every kind of write retires cached pages; these tests show
-what the pre-routing lookup serves, what it leaves to the handler, and that a hit is
-still logged and counted as the catalog's route.
+what the pre-routing path serves, that it answers exactly what the handler would, what
+it leaves to the handler, and that its answers are still logged and counted as the
+catalog's route.
 """
 
 from __future__ import annotations
 
+import psycopg
+import pytest
 from sqlalchemy import update
 
 from courses_service.api.cached_catalog import CATALOG_PARAMETERS
@@ -78,7 +82,7 @@ async def test_misses_signed_in_callers_and_bad_queries_go_to_the_handler(
         await session.execute(
             update(courses).where(courses.c.id == course["id"]).values(title="Changed in SQL")
         )
-    # A different query is a miss: the handler reads the database.
+    # A different query is a miss: it is read from the database.
     other = (await client.get("/api/v1/courses", params={"sort": "price"})).json()
     assert [i["title"] for i in other["items"]] == ["Changed in SQL"]
     # An invalid query is refused each time: nothing was stored for it.
@@ -115,3 +119,155 @@ async def test_a_miss_asks_redis_once_and_stores_the_page(app, client, make_user
         assert len(lookups) == 2 and second.content == first.content
     finally:
         del cache.catalog_page
+
+
+@pytest.fixture
+def handler_calls(app):
+    """The requests that reached a handler since (every route depends on the context)."""
+    calls: list[str] = []
+
+    def counted():
+        calls.append("handler")
+        return app.state.courses
+
+    app.dependency_overrides[courses_context] = counted
+    yield calls
+    app.dependency_overrides.clear()
+
+
+async def test_an_anonymous_miss_is_built_before_routing_and_stored(
+    app, client, make_user, make_course, handler_calls
+):
+    teacher = await make_user("instructor")
+    await make_course(teacher, title="Built early")
+    cache = app.state.courses.cache
+    stored: list[str] = []
+    original = cache.store_catalog_page
+
+    async def store(key, value, shown):
+        stored.append(key)
+        await original(key, value, shown)
+
+    cache.store_catalog_page = store
+    handler_calls.clear()  # building the course went through handlers
+    try:
+        first = await client.get("/api/v1/courses", params={"sort": "price", "limit": 3})
+        again = await client.get("/api/v1/courses", params={"sort": "price", "limit": 3})
+    finally:
+        del cache.store_catalog_page
+    assert first.status_code == 200
+    assert [i["title"] for i in first.json()["items"]] == ["Built early"]
+    assert handler_calls == [], "neither the miss nor the hit reached the handler"
+    assert len(stored) == 1 and again.content == first.content
+
+
+PAGE_QUERIES: list[dict | list] = [
+    {},
+    {"sort": "popular", "limit": 2},
+    {"sort": "rating"},
+    {"sort": "price", "price_min": 0, "price_max": 5000},
+    {"free": "true"},
+    {"free": "false", "sort": "newest"},
+    {"q": "python"},
+    {"q": "pyth", "sort": "price"},
+    {"category": "no-such-category"},
+    [("limit", "1"), ("sort", "price"), ("sort", "newest")],  # the last one counts
+]
+
+
+async def test_the_pre_routing_page_is_the_handlers_page(app, client, make_user, make_course):
+    teacher = await make_user("instructor")
+    for n, (title, price) in enumerate(
+        [("Python basics", 0), ("Advanced Python", 4900), ("Drawing", 1500), ("Go", 9900)]
+    ):
+        await make_course(teacher, title=title, price=price, lessons=1 + n % 2)
+    # A student whose catalog is the anonymous one goes through the handler, which
+    # builds the same page (and reads the cache under the same key).
+    student = await make_user("student")
+    cache = app.state.courses.cache
+    for params in PAGE_QUERIES:
+        for path in ("handler", "middleware", "handler"):
+            await cache.invalidate_everything()  # both build it, neither reads it
+            headers = student.headers if path == "handler" else {}
+            response = await client.get("/api/v1/courses", params=params, headers=headers)
+            assert response.status_code == 200, (params, response.text)
+            if path == "handler":
+                expected = response.content
+            else:
+                assert response.content == expected, params
+    # Pages after the first, from each path's cursors.
+    first = (await client.get("/api/v1/courses", params={"limit": 1, "sort": "price"})).json()
+    cursor = first["next_cursor"]
+    await cache.invalidate_everything()
+    anonymous = await client.get(
+        "/api/v1/courses", params={"limit": 1, "sort": "price", "cursor": cursor}
+    )
+    await cache.invalidate_everything()
+    signed_in = await client.get(
+        "/api/v1/courses",
+        params={"limit": 1, "sort": "price", "cursor": cursor},
+        headers=student.headers,
+    )
+    assert anonymous.status_code == 200 and anonymous.content == signed_in.content
+    assert anonymous.json()["items"][0]["title"] == "Drawing"
+
+
+BAD_QUERIES = [
+    ({"limit": 0}, "limit"),
+    ({"limit": "many"}, "limit"),
+    ({"free": "maybe"}, "free"),
+    ({"sort": "cheapest"}, "sort"),
+    ({"price_min": 10, "price_max": 5}, "price_max"),
+    ({"price_max": -1}, "price_max"),
+    ({"instructor_id": "nobody"}, "instructor_id"),
+    ({"cursor": "not-base64!!"}, "cursor"),
+    ({"q": "x" * 201}, "q"),
+]
+
+
+@pytest.mark.parametrize(("params", "field"), BAD_QUERIES)
+async def test_an_invalid_query_is_left_to_the_handler(client, handler_calls, params, field):
+    response = await client.get("/api/v1/courses", params=params)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert any(field in e["field"] for e in response.json()["errors"]), response.json()
+    assert handler_calls == ["handler"]
+
+
+async def test_a_cursor_of_another_sort_is_left_to_the_handler(
+    client, make_user, make_course, handler_calls
+):
+    teacher = await make_user("instructor")
+    await make_course(teacher, title="One")
+    await make_course(teacher, title="Two")
+    by_price = (await client.get("/api/v1/courses", params={"limit": 1, "sort": "price"})).json()
+    handler_calls.clear()
+    response = await client.get(
+        "/api/v1/courses", params={"sort": "newest", "cursor": by_price["next_cursor"]}
+    )
+    assert response.status_code == 422 and response.json()["errors"][0]["field"] == "cursor"
+    assert handler_calls == ["handler"]
+
+
+async def test_a_value_the_database_refuses_is_a_422_there_too(client, handler_calls):
+    response = await client.get("/api/v1/courses", params={"category": "a\x00b"})
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_lost_database_is_a_503_before_routing_too(app, client, handler_calls):
+    reader = app.state.courses.reader
+
+    async def lost(query, values=None):
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    reader.fetch = lost
+    try:
+        response = await client.get("/api/v1/courses", params={"sort": "rating"})
+    finally:
+        del reader.fetch
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["instance"] == "/api/v1/courses"
+    assert handler_calls == [], "answered where it failed, not run again by the handler"

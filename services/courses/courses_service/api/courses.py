@@ -24,16 +24,20 @@ from courses_service.access import (
     is_visible,
     parse_course_ref,
 )
-from courses_service.api.cached_catalog import CATALOG_PARAMETERS, MISSED_KEY
+from courses_service.api.cached_catalog import (
+    CATALOG_PARAMETERS,
+    MISSED_KEY,
+    catalog_query,
+    public_page,
+)
 from courses_service.api.deps import CoursesContext, courses_context, json_response
 from courses_service.cache import catalog_key
 from courses_service.schemas import (
-    MAX_PRICE_FILTER,
+    CatalogParams,
     CourseCreate,
     CourseDetail,
     CourseSummary,
     CourseUpdate,
-    Sort,
 )
 from unpuzzle_common.auth import (
     ADMIN,
@@ -43,8 +47,8 @@ from unpuzzle_common.auth import (
     optional_principal,
     require_roles,
 )
-from unpuzzle_common.errors import NotFound, ValidationFailed
-from unpuzzle_common.pagination import Page, PageParams, page_params
+from unpuzzle_common.errors import NotFound
+from unpuzzle_common.pagination import Page
 from unpuzzle_common.readpool import session_fetch
 
 router = APIRouter(prefix="/api/v1/courses", tags=["courses"])
@@ -60,57 +64,31 @@ CourseRef = Annotated[
 
 @router.get("", response_model=Page[CourseSummary])
 async def list_courses(
-    q: str | None = Query(None, max_length=200, description="Full-text search."),
-    category: str | None = Query(None, max_length=120, description="Category id or slug."),
-    instructor_id: uuid.UUID | None = None,
-    price_min: int | None = Query(
-        None, ge=0, le=MAX_PRICE_FILTER, description="Minor units, inclusive."
-    ),
-    price_max: int | None = Query(
-        None, ge=0, le=MAX_PRICE_FILTER, description="Minor units, inclusive."
-    ),
-    free: bool | None = Query(None, description="true: free courses only; false: paid only."),
-    sort: Sort | None = Query(
-        None, description="newest (default), popular, rating, price; relevance with q."
-    ),
-    page: PageParams = Depends(page_params),
+    params: Annotated[CatalogParams, Query()],
     principal: Principal | None = Depends(optional_principal),
     ctx: CoursesContext = Depends(courses_context),
     *,
     request: Request,
 ) -> Response:
     """Published courses, plus the caller's drafts and enrolled courses (all for admins)."""
-    if price_min is not None and price_max is not None and price_min > price_max:
-        raise ValidationFailed.field("price_max", "must not be below price_min")
-    query = catalog.CatalogQuery(
-        q=q,
-        category=parse_course_ref(category) if category else None,
-        instructor_id=instructor_id,
-        price_min=price_min,
-        price_max=price_max,
-        free=free,
-        sort=sort,
-        limit=page.limit,
-        cursor=page.after,
-    )
+    # Anonymous requests are mostly answered before routing (api/cached_catalog.py) with
+    # the same steps; this handler answers the rest, invalid ones included.
+    query = catalog_query(params)
     viewer = principal
     if principal is not None and await catalog.sees_only_public(ctx.reader, principal):
         viewer = None
-    key = None
-    if viewer is None:
-        if principal is None and MISSED_KEY in request.scope:
-            key = request.scope[MISSED_KEY]  # looked up before routing: a miss
-        else:
-            digest = catalog_key(request.scope["query_string"], CATALOG_PARAMETERS)
-            popular = query.effective_sort == "popular"
-            cached, key = await ctx.cache.catalog_page(digest, popular=popular)
-            if cached is not None:
-                return json_response(cached)
-    result, shown = await catalog.search_catalog(ctx.reader, query, viewer)
-    body = result.model_dump_json().encode()
-    if viewer is None:
-        await ctx.cache.store_catalog_page(key, body, shown)
-    return json_response(body)
+    if viewer is not None:
+        result, _ = await catalog.search_catalog(ctx.reader, query, viewer)
+        return json_response(result)
+    if principal is None and MISSED_KEY in request.scope:
+        key = request.scope[MISSED_KEY]  # looked up before routing: a miss
+    else:
+        digest = catalog_key(request.scope["query_string"], CATALOG_PARAMETERS)
+        popular = query.effective_sort == "popular"
+        cached, key = await ctx.cache.catalog_page(digest, popular=popular)
+        if cached is not None:
+            return json_response(cached)
+    return json_response(await public_page(ctx, query, key))
 
 
 async def _document_by_id(ctx: CoursesContext, course_id: uuid.UUID) -> dict[str, Any] | None:
