@@ -9,14 +9,16 @@ changes a course; a caller who can see it but not change it gets 403.
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
+from sqlalchemy import ColumnElement, and_, bindparam, exists, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from courses_service.models import ACTIVE, courses, enrollments
 from unpuzzle_common.auth import ADMIN, Principal
 from unpuzzle_common.errors import Forbidden, NotFound
+from unpuzzle_common.readpool import CompiledQuery, Fetch, compile_query, session_fetch
 
 COURSE_NOT_FOUND = "No such course."
 
@@ -104,15 +106,21 @@ def is_visible(
     return is_published or enrolled or can_edit(instructor_id, principal)
 
 
-async def is_enrolled(session: AsyncSession, user_id: uuid.UUID, course_id: uuid.UUID) -> bool:
-    row = await session.execute(
-        select(true()).where(
-            enrollments.c.user_id == user_id,
-            enrollments.c.course_id == course_id,
-            enrollments.c.status == ACTIVE,
-        )
+@lru_cache(maxsize=1)
+def _enrolled_query() -> CompiledQuery:
+    enrolled = select(true()).where(
+        enrollments.c.user_id == bindparam("user_id", type_=enrollments.c.user_id.type),
+        enrollments.c.course_id == bindparam("course_id", type_=enrollments.c.course_id.type),
+        enrollments.c.status == ACTIVE,
     )
-    return row.first() is not None
+    return compile_query("is_enrolled", enrolled)
+
+
+async def is_enrolled(fetch: Fetch, user_id: uuid.UUID, course_id: uuid.UUID) -> bool:
+    """Whether the user holds an active enrollment. ``fetch``: the ReadPool's, or
+    :func:`~unpuzzle_common.readpool.session_fetch` inside a transaction."""
+    rows = await fetch(_enrolled_query(), {"user_id": user_id, "course_id": course_id})
+    return bool(rows)
 
 
 async def visible_course(session: AsyncSession, ref: str, principal: Principal | None) -> Any:
@@ -141,7 +149,7 @@ async def course_for_edit(session: AsyncSession, ref: str, principal: Principal)
         raise NotFound(COURSE_NOT_FOUND)
     if can_edit(row.instructor_id, principal):
         return row
-    enrolled = await is_enrolled(session, principal.user_id, row.id)
+    enrolled = await is_enrolled(session_fetch(session), principal.user_id, row.id)
     if row.is_published or enrolled:
         raise Forbidden("Only the course's instructor or an admin may change it.")
     raise NotFound(COURSE_NOT_FOUND)

@@ -23,6 +23,7 @@ from unpuzzle_common.errors import Conflict, Forbidden, ValidationFailed
 from unpuzzle_common.events.outbox import add_event
 from unpuzzle_common.events.schemas import ReviewCreated
 from unpuzzle_common.pagination import Page, PageParams, encode_cursor
+from unpuzzle_common.readpool import session_fetch
 
 SOURCE = "courses"
 
@@ -30,7 +31,7 @@ SOURCE = "courses"
 async def create_review(
     session: AsyncSession, course: Any, user_id: uuid.UUID, *, rating: int, comment: str
 ) -> Review:
-    if not await is_enrolled(session, user_id, course.id):
+    if not await is_enrolled(session_fetch(session), user_id, course.id):
         raise Forbidden("Only students enrolled in this course may review it.")
     row = (
         await session.execute(

@@ -147,8 +147,7 @@ async def read_course(
         raise NotFound(COURSE_NOT_FOUND)
     enrolled = False
     if principal is not None:
-        async with ctx.sessions() as session:
-            enrolled = await is_enrolled(session, principal.user_id, uuid.UUID(document["id"]))
+        enrolled = await is_enrolled(ctx.reader.fetch, principal.user_id, uuid.UUID(document["id"]))
     visible = is_visible(
         is_published=document["is_published"],
         instructor_id=uuid.UUID(document["instructor"]["id"]),
@@ -167,7 +166,7 @@ async def _fresh_detail(
     document = await catalog.course_document(session_fetch(session), course_id)
     if document is None:
         raise NotFound(COURSE_NOT_FOUND)
-    enrolled = await is_enrolled(session, principal.user_id, course_id)
+    enrolled = await is_enrolled(session_fetch(session), principal.user_id, course_id)
     return document.model_dump(mode="json"), enrolled
 
 
