@@ -73,7 +73,10 @@ async def test_a_compiled_statement_runs_with_named_values_and_its_own_defaults(
     assert await pool.fetch(query, {"above": 6}) == [(7, "thing 7"), (8, "thing 8")]
     assert await pool.fetch(query, {"above": 8}) == [(9, "thing 9")]
     with pytest.raises(KeyError, match="abvoe"):
-        await pool.fetch(query, {"abvoe": 1})
+        await pool.fetch(query, {"above": 1, "abvoe": 1})
+    # A forgotten value never runs as NULL.
+    with pytest.raises(KeyError, match="missing \\['above'\\]"):
+        await pool.fetch(query, {})
 
 
 async def test_reads_leave_no_transaction_open(schema, pool):

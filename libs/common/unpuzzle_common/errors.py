@@ -239,11 +239,17 @@ async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(problem, request)
 
 
-async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+def unexpected_problem(where: str) -> Problem:
+    """Log the exception being handled (call it in an ``except`` block) and return the
+    500 problem that answers it, without its details."""
+    log.exception("unhandled error on %s", where)
     problem = Problem("An unexpected error occurred; it has been logged.")
     problem.status, problem.slug = 500, "internal-error"
-    return problem_response(problem, request)
+    return problem
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    return problem_response(unexpected_problem(f"{request.method} {request.url.path}"), request)
 
 
 class UnexpectedErrorMiddleware:
@@ -272,11 +278,9 @@ class UnexpectedErrorMiddleware:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception:
-            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            problem = unexpected_problem(f"{scope.get('method')} {scope.get('path')}")
             if started:
                 raise  # the answer is half sent: closing the connection is all that is left
-            problem = Problem("An unexpected error occurred; it has been logged.")
-            problem.status, problem.slug = 500, "internal-error"
             await send_problem(send, problem, scope.get("path"))
 
 

@@ -16,9 +16,10 @@ connection after a few executions (its ``prepare_threshold``), so PostgreSQL doe
 plan it again each time.
 
 There is no pre-ping. A connection found broken (the server restarted, a proxy cut
-it) fails its query; the pool then checks and replaces every idle connection and the
-query runs once more on a fresh one, so callers see at most the latency of one failed
-attempt. Only use this for reads: a failed write must never be retried blindly.
+it) fails its query at once; the pool throws it away and the query runs again on the
+next connection (a new one when none is left), so callers see at most a few failed
+sends. Other errors (a cancelled query, a constraint) are raised as they are. Only use
+this for reads: a failed write must never be retried blindly.
 """
 
 from __future__ import annotations
@@ -50,22 +51,40 @@ class CompiledQuery:
     #: Every bind parameter's compile-time value (``LIMIT`` values, literals); named
     #: ``bindparam``\\ s without a value are None here and given at each execution.
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    #: The named ``bindparam``\\ s compiled without a value: each execution must give them.
+    required: frozenset[str] = frozenset()
     #: The statement itself, for running it on a session (:func:`session_fetch`).
     statement: ClauseElement | None = field(default=None, compare=False, repr=False)
 
     def parameters(self, values: Mapping[str, Any] | None) -> dict[str, Any]:
-        """The execution parameters: the defaults overridden by ``values``."""
-        unknown = set(values or ()) - set(self.defaults)
-        if unknown:
-            raise KeyError(f"{self.name}: no bind parameter {sorted(unknown)}")
+        """The execution parameters: the defaults overridden by ``values``.
+
+        A name the statement does not have, or a required one missing, is a KeyError:
+        a forgotten value must never run as NULL (a visibility rule comparing with NULL
+        would quietly change who sees what).
+        """
+        given = set(values or ())
+        unknown = given - set(self.defaults)
+        missing = self.required - given
+        if unknown or missing:
+            raise KeyError(
+                f"{self.name}: unknown bind parameters {sorted(unknown)}, missing {sorted(missing)}"
+            )
         return {**self.defaults, **(values or {})}
 
 
 def compile_query(name: str, statement: ClauseElement) -> CompiledQuery:
     """Compile a Core statement for psycopg (do it once per statement shape and keep it)."""
     compiled = statement.compile(dialect=_DIALECT)
+    required = frozenset(
+        key for key in compiled.params if key in compiled.binds and compiled.binds[key].required
+    )
     return CompiledQuery(
-        name=name, sql=str(compiled), defaults=dict(compiled.params), statement=statement
+        name=name,
+        sql=str(compiled),
+        defaults=dict(compiled.params),
+        required=required,
+        statement=statement,
     )
 
 
@@ -104,13 +123,14 @@ class ReadPool:
         timeout: float = 10.0,
     ) -> None:
         self.application_name = application_name
+        self._max_size = max(1, max_size)
         kwargs: dict[str, Any] = {"autocommit": True}
         if application_name:
             kwargs["application_name"] = application_name
         self._pool = AsyncConnectionPool(
             libpq_url(database_url),
             min_size=1,
-            max_size=max(1, max_size),
+            max_size=self._max_size,
             kwargs=kwargs,
             timeout=timeout,
             open=False,
@@ -139,11 +159,14 @@ class ReadPool:
             return await self._fetch(query, parameters)
 
     async def _fetch(self, query: CompiledQuery, parameters: dict[str, Any]) -> list[tuple]:
-        try:
-            return await self._execute(query.sql, parameters)
-        except _BrokenConnection:
-            # Drop every idle connection that is broken too, then once more on a new one.
-            await self._pool.check()
+        # A connection found broken is thrown away when it goes back to the pool, and the
+        # query runs again on the next one. After a database restart every idle
+        # connection is broken: each costs one failed send, so at most max_size + 1 tries.
+        for _ in range(self._max_size):
+            try:
+                return await self._execute(query.sql, parameters)
+            except _BrokenConnection:
+                continue
         try:
             return await self._execute(query.sql, parameters)
         except _BrokenConnection as exc:

@@ -253,7 +253,7 @@ _AT = {
 }
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=4096)  # more than the shapes there are (3,888)
 def _catalog_query(shape: _Shape) -> CompiledQuery:
     where = [visibility(shape.viewer, bindparam("viewer_id", type_=courses.c.id.type))]
     if shape.category == "id":
@@ -280,7 +280,9 @@ def _catalog_query(shape: _Shape) -> CompiledQuery:
     order = _sort_columns(shape.sort, rank)
     descending = shape.sort != "price"
     if shape.after:
-        after = tuple_(*[bindparam(f"after_{i}") for i in range(len(order))])
+        # Typed like their columns, as the values were when bound inline: an out-of-range
+        # key is refused by PostgreSQL (422), never compared as numeric.
+        after = tuple_(*[bindparam(f"after_{i}", type_=c.type) for i, c in enumerate(order)])
         where.append(tuple_(*order) < after if descending else tuple_(*order) > after)
     statement = (
         select(*columns)

@@ -9,6 +9,10 @@ catalog's route.
 
 from __future__ import annotations
 
+import json
+import logging
+import uuid
+
 import psycopg
 import pytest
 from sqlalchemy import update
@@ -18,7 +22,8 @@ from courses_service.api.deps import courses_context
 from courses_service.cache import catalog_key
 from courses_service.models import courses
 from unpuzzle_common.db import transaction
-from unpuzzle_common.observability import HTTP_REQUESTS
+from unpuzzle_common.observability import HTTP_REQUESTS, JsonFormatter
+from unpuzzle_common.pagination import encode_cursor
 
 
 def test_the_key_is_the_parameters_as_sent():
@@ -66,7 +71,7 @@ async def test_a_hit_is_counted_under_the_catalog_route(client, make_user, make_
     teacher = await make_user("instructor")
     await make_course(teacher)
     labels = {"service": "courses", "method": "GET", "route": "/api/v1/courses", "status": "200"}
-    await client.get("/api/v1/courses")  # a miss: the handler answers and stores the page
+    await client.get("/api/v1/courses")  # a miss: built and stored before routing
     before = _sample(labels)
     await client.get("/api/v1/courses")  # a hit
     assert _sample(labels) == before + 1
@@ -114,7 +119,7 @@ async def test_a_miss_asks_redis_once_and_stores_the_page(app, client, make_user
     cache.catalog_page = counted
     try:
         first = await client.get("/api/v1/courses", params={"sort": "rating"})
-        assert len(lookups) == 1, "the handler reuses the pre-routing lookup's key"
+        assert len(lookups) == 1, "a miss is stored under the key its lookup made"
         second = await client.get("/api/v1/courses", params={"sort": "rating"})
         assert len(lookups) == 2 and second.content == first.content
     finally:
@@ -253,6 +258,57 @@ async def test_a_value_the_database_refuses_is_a_422_there_too(client, handler_c
     response = await client.get("/api/v1/courses", params={"category": "a\x00b"})
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_an_out_of_range_cursor_key_is_a_422_both_ways(client, make_user):
+    student = await make_user("student")
+    for sort in ("price", "popular"):
+        cursor = encode_cursor({"s": sort, "k": [3_000_000_000, str(uuid.uuid4())]})
+        for headers in ({}, student.headers):
+            response = await client.get(
+                "/api/v1/courses", params={"sort": sort, "cursor": cursor}, headers=headers
+            )
+            assert response.status_code == 422, (sort, headers, response.text)
+            assert response.headers["content-type"] == "application/problem+json"
+
+
+class _Formatted(logging.Handler):
+    """Formats each record as the service's log line when it is emitted (the request id
+    comes from the request's context, which is gone by the time a test looks)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(JsonFormatter("courses"))
+        self.lines: list[dict] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+
+async def test_an_unexpected_error_before_routing_is_a_logged_500(app, client, handler_calls):
+    reader = app.state.courses.reader
+    logged = _Formatted()
+    logging.getLogger("unpuzzle.errors").addHandler(logged)
+
+    async def broken(query, values=None):
+        raise RuntimeError("a bug in building the page")
+
+    labels = {"service": "courses", "method": "GET", "route": "/api/v1/courses", "status": "500"}
+    before = _sample(labels)
+    reader.fetch = broken
+    try:
+        response = await client.get("/api/v1/courses", params={"sort": "price"})
+    finally:
+        del reader.fetch
+        logging.getLogger("unpuzzle.errors").removeHandler(logged)
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "a bug" not in response.text
+    assert response.headers["x-request-id"]
+    assert _sample(labels) == before + 1, "counted under the catalog's route"
+    [line] = [line for line in logged.lines if "a bug" in line.get("exception", "")]
+    assert line["request_id"] == response.headers["x-request-id"]
+    assert handler_calls == []
 
 
 async def test_a_lost_database_is_a_503_before_routing_too(app, client, handler_calls):

@@ -15,15 +15,15 @@ Only what the handler would answer the same way for everybody is served here:
 :class:`~courses_service.schemas.CatalogParams` — the model FastAPI validates the
 handler's parameters with, so both accept the same requests. Anything this middleware
 would not answer with a page (an invalid query, a refused value) goes on to the handler,
-which answers it as it always did. A database that fails here is answered as the
-handler would (503, or 422 for a value it refuses), not retried through the handler.
+which answers it as it always did. A failure while reading the page is answered as
+the handler's exception handlers would (503 for a lost database, 422 for a value it
+refuses, else a logged 500), not retried through the handler.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import psycopg
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -32,7 +32,13 @@ from courses_service.access import parse_course_ref
 from courses_service.api.deps import CoursesContext
 from courses_service.cache import catalog_parameters, parameters_digest
 from courses_service.schemas import CatalogParams
-from unpuzzle_common.errors import Problem, ValidationFailed, database_problem, send_problem
+from unpuzzle_common.errors import (
+    Problem,
+    ValidationFailed,
+    database_problem,
+    send_problem,
+    unexpected_problem,
+)
 from unpuzzle_common.pagination import decode_cursor
 
 CATALOG_PATH = "/api/v1/courses"
@@ -49,10 +55,6 @@ class _RouteLabel:
 
 
 _CATALOG_ROUTE = _RouteLabel(CATALOG_PATH)
-
-
-#: Scope entry: the cache key this request's lookup missed (None: Redis unavailable).
-MISSED_KEY = "unpuzzle.catalog_cache_miss"
 
 
 class CachedCatalogMiddleware:
@@ -94,10 +96,11 @@ class CachedCatalogMiddleware:
             except Problem:  # a cursor of another sort (found before the query runs)
                 await self.app(scope, receive, send)
                 return
-            except psycopg.Error as exc:
-                problem = database_problem(exc, f"GET {CATALOG_PATH}")
-                if problem is None:
-                    raise
+            except Exception as exc:
+                # Answered here as the handler's exception handlers would (logged, with
+                # the request id and the route), not raised past the request middleware.
+                where = f"GET {CATALOG_PATH}"
+                problem = database_problem(exc, where) or unexpected_problem(where)
                 scope["route"] = _CATALOG_ROUTE
                 await send_problem(send, problem, CATALOG_PATH)
                 return
@@ -118,7 +121,8 @@ class CachedCatalogMiddleware:
 
 def catalog_query(params: CatalogParams) -> catalog.CatalogQuery:
     """What a valid set of catalog parameters asks for; 422 for what the model cannot
-    check alone (price bounds in the wrong order, a cursor that is not ours)."""
+    check alone (a cursor that is not ours, price bounds in the wrong order)."""
+    cursor = decode_cursor(params.cursor) if params.cursor else None
     if params.price_min is not None and params.price_max is not None:
         if params.price_min > params.price_max:
             raise ValidationFailed.field("price_max", "must not be below price_min")
@@ -131,7 +135,7 @@ def catalog_query(params: CatalogParams) -> catalog.CatalogQuery:
         free=params.free,
         sort=params.sort,
         limit=params.limit,
-        cursor=decode_cursor(params.cursor) if params.cursor else None,
+        cursor=cursor,
     )
 
 

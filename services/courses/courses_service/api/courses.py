@@ -26,7 +26,6 @@ from courses_service.access import (
 )
 from courses_service.api.cached_catalog import (
     CATALOG_PARAMETERS,
-    MISSED_KEY,
     catalog_query,
     public_page,
 )
@@ -80,14 +79,11 @@ async def list_courses(
     if viewer is not None:
         result, _ = await catalog.search_catalog(ctx.reader, query, viewer)
         return json_response(result)
-    if principal is None and MISSED_KEY in request.scope:
-        key = request.scope[MISSED_KEY]  # looked up before routing: a miss
-    else:
-        digest = catalog_key(request.scope["query_string"], CATALOG_PARAMETERS)
-        popular = query.effective_sort == "popular"
-        cached, key = await ctx.cache.catalog_page(digest, popular=popular)
-        if cached is not None:
-            return json_response(cached)
+    digest = catalog_key(request.scope["query_string"], CATALOG_PARAMETERS)
+    popular = query.effective_sort == "popular"
+    cached, key = await ctx.cache.catalog_page(digest, popular=popular)
+    if cached is not None:
+        return json_response(cached)
     return json_response(await public_page(ctx, query, key))
 
 
