@@ -46,6 +46,11 @@ class ServiceSettings(BaseSettings):
     #: Where the worker process serves ``/healthz`` and ``/metrics``; off when unset.
     worker_host: str = "0.0.0.0"  # noqa: S104 - probes come from the kubelet, off-host
     worker_port: int | None = None
+    #: Days the worker keeps published outbox rows and inbox rows. At least the 7 days the
+    #: producers' streams keep events: an inbox row is what makes a replayed event a no-op.
+    events_retention_days: float = Field(default=8.0, ge=7.0)
+    #: Seconds between two prunings of the event tables by the worker.
+    events_housekeeping_interval: float = Field(default=3600.0, gt=0)
     #: Maximum accepted request body in bytes (the gateway enforces its own, too).
     max_body_bytes: int = 1_048_576
     #: After start-up, move the start-up heap out of the cyclic garbage collector's

@@ -1,4 +1,5 @@
-"""The long-running worker process of a service: outbox relay plus event consumers.
+"""The long-running worker process of a service: outbox relay, event consumers, and the
+pruning of its event tables.
 
 ``python -m <service> worker`` calls :func:`run_worker`. SIGTERM/SIGINT stop it
 cleanly: the relay finishes its batch, consumers stop fetching, connections close.
@@ -11,6 +12,7 @@ import json
 import logging
 import signal
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Table
@@ -19,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from unpuzzle_common.config import ServiceSettings
 from unpuzzle_common.db import create_engine, libpq_url, session_factory
 from unpuzzle_common.events.bus import connect, jetstream_context
+from unpuzzle_common.events.housekeeping import EventHousekeeping
 from unpuzzle_common.events.jetstream import ensure_dlq_stream, ensure_service_stream
 from unpuzzle_common.events.relay import OutboxRelay
 
@@ -33,10 +36,12 @@ async def run_worker(
     *,
     service: str,
     outbox: Table | None,
+    inbox: Table | None = None,
     consumers: ConsumerFactory | None = None,
     stop_event: asyncio.Event | None = None,
 ) -> None:
-    """Run the relay (when the service produces events) and its consumers until stopped."""
+    """Run the relay (when the service produces events), its consumers and the pruning
+    of its event tables (:mod:`~unpuzzle_common.events.housekeeping`) until stopped."""
     stop = stop_event or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -65,6 +70,18 @@ async def run_worker(
             tasks.append(asyncio.create_task(relay.run(stop), name=f"{service}-relay"))
         for consumer in consumers(js, sessions) if consumers else ():
             tasks.append(asyncio.create_task(consumer.run(stop), name=f"{service}-consumer"))
+        if outbox is not None or inbox is not None:
+            housekeeping = EventHousekeeping(
+                sessions,
+                service=service,
+                outbox=outbox,
+                inbox=inbox,
+                retention=timedelta(days=settings.events_retention_days),
+                interval=settings.events_housekeeping_interval,
+            )
+            tasks.append(
+                asyncio.create_task(housekeeping.run(stop), name=f"{service}-housekeeping")
+            )
         if settings.worker_port is not None:
             probe = await serve_worker_probe(settings.worker_host, settings.worker_port, tasks)
         log.info("worker started", extra={"tasks": [t.get_name() for t in tasks]})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from ai_service.events import build_consumers
-from ai_service.models import outbox
+from ai_service.models import inbox, outbox
 from ai_service.settings import Settings
 from unpuzzle_common.worker import run_worker as run_service_worker
 
@@ -15,6 +15,7 @@ async def run_worker(settings: Settings, stop_event: asyncio.Event | None = None
         settings,
         service="ai",
         outbox=outbox,
+        inbox=inbox,
         consumers=lambda js, sessions: build_consumers(settings, js, sessions),
         stop_event=stop_event,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from analytics_service.events import build_consumers
+from analytics_service.models import inbox
 from analytics_service.settings import Settings
 from unpuzzle_common.worker import run_worker as run_service_worker
 
@@ -14,6 +15,7 @@ async def run_worker(settings: Settings, stop_event: asyncio.Event | None = None
         settings,
         service="analytics",
         outbox=None,
+        inbox=inbox,
         consumers=lambda js, sessions: build_consumers(
             js,
             sessions,

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from courses_service.cache import CourseCache
 from courses_service.events import build_consumers
-from courses_service.models import outbox
+from courses_service.models import inbox, outbox
 from courses_service.settings import Settings
 from unpuzzle_common.worker import run_worker as run_service_worker
 
@@ -22,6 +22,7 @@ async def run_worker(settings: Settings, stop_event: asyncio.Event | None = None
             settings,
             service="courses",
             outbox=outbox,
+            inbox=inbox,
             consumers=lambda js, sessions: build_consumers(
                 js,
                 sessions,

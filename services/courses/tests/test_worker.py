@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, insert, select
 
-from courses_service.models import users
+from courses_service.models import inbox, outbox, users
 from courses_service.worker import run_worker
+from unpuzzle_common.db import transaction
 from unpuzzle_common.events import ensure_service_stream, stream_name, subject_for
 from unpuzzle_common.events.envelope import Envelope
 from unpuzzle_common.events.schemas import UserRegistered
@@ -65,6 +67,53 @@ async def test_worker_relays_events_and_applies_consumed_ones(
                 ).scalar_one_or_none()
 
         assert await eventually(known) == "From Auth"
+    finally:
+        stop.set()
+        await asyncio.wait_for(worker, timeout=15)
+
+
+async def test_the_worker_prunes_old_event_rows(settings, app, sessions, eventually):
+    # Rows as the relay and the consumers leave them: published outbox rows and inbox
+    # rows, one of each past the retention (8 days by default). What is never pruned
+    # (unpublished rows) is shown in libs/common/tests/test_housekeeping.py.
+    long_ago = func.now() - timedelta(days=settings.events_retention_days + 1)
+    kept = uuid.uuid4()
+    async with transaction(sessions) as session:
+        for event_id, at in ((uuid.uuid4(), long_ago), (kept, func.now())):
+            await session.execute(
+                insert(outbox).values(
+                    event_id=event_id,
+                    type="course.published.v1",
+                    subject="pruning",
+                    payload={},
+                    created_at=at,
+                    published_at=at,
+                )
+            )
+            await session.execute(
+                insert(inbox).values(consumer="pruning", event_id=event_id, received_at=at)
+            )
+
+    async def left() -> tuple[list, list]:
+        async with sessions() as session:
+            sent = await session.scalars(
+                select(outbox.c.event_id).where(outbox.c.subject == "pruning")
+            )
+            received = await session.scalars(
+                select(inbox.c.event_id).where(inbox.c.consumer == "pruning")
+            )
+            return list(sent), list(received)
+
+    assert tuple(map(len, await left())) == (2, 2)
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_worker(settings, stop_event=stop))
+    try:
+
+        async def pruned():
+            sent, received = await left()
+            return (sent, received) if len(sent) == 1 and len(received) == 1 else None
+
+        assert await eventually(pruned) == ([kept], [kept])
     finally:
         stop.set()
         await asyncio.wait_for(worker, timeout=15)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from media_service.events import build_consumers
-from media_service.models import outbox
+from media_service.models import inbox, outbox
 from media_service.processing import MediaProcessor
 from media_service.settings import Settings
 from media_service.storage import S3ObjectStore, prepare_bucket
@@ -34,7 +34,12 @@ async def run_worker(settings: Settings, stop_event: asyncio.Event | None = None
             ]
 
         await run_service_worker(
-            settings, service="media", outbox=outbox, consumers=consumers, stop_event=stop_event
+            settings,
+            service="media",
+            outbox=outbox,
+            inbox=inbox,
+            consumers=consumers,
+            stop_event=stop_event,
         )
     finally:
         if transcriber is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from payments_service.events import build_consumers
-from payments_service.models import outbox
+from payments_service.models import inbox, outbox
 from payments_service.settings import Settings
 from unpuzzle_common.worker import run_worker as run_service_worker
 
@@ -16,6 +16,7 @@ async def run_worker(settings: Settings, stop_event: asyncio.Event | None = None
         settings,
         service="payments",
         outbox=outbox,
+        inbox=inbox,
         consumers=lambda js, sessions: build_consumers(
             js,
             sessions,

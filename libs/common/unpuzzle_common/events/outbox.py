@@ -11,6 +11,7 @@ Both tables live in the service's own schema (``metadata.schema``).
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -23,9 +24,12 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    and_,
+    any_,
     delete,
     func,
     insert,
+    literal_column,
     select,
     text,
 )
@@ -146,20 +150,37 @@ async def add_event(
     return envelope
 
 
-async def prune_published(session: AsyncSession, table: Table, *, older_than: timedelta) -> int:
-    """Delete outbox rows published more than ``older_than`` ago; returns how many."""
-    result = await session.execute(
-        delete(table).where(
-            table.c.published_at.is_not(None),
-            table.c.published_at < func.now() - older_than,
-        )
+async def prune_published(
+    session: AsyncSession, table: Table, *, older_than: timedelta, limit: int | None = None
+) -> int:
+    """Delete outbox rows published more than ``older_than`` ago (at most ``limit`` of
+    them); returns how many. Unpublished rows are never deleted, however old."""
+    published_long_ago = and_(
+        table.c.published_at.is_not(None), table.c.published_at < func.now() - older_than
     )
-    return result.rowcount or 0
+    return await _delete_where(session, table, published_long_ago, limit)
 
 
-async def prune_inbox(session: AsyncSession, table: Table, *, older_than: timedelta) -> int:
-    """Delete inbox rows older than ``older_than`` (keep it well beyond any redelivery)."""
-    result = await session.execute(
-        delete(table).where(table.c.received_at < func.now() - older_than)
-    )
-    return result.rowcount or 0
+async def prune_inbox(
+    session: AsyncSession, table: Table, *, older_than: timedelta, limit: int | None = None
+) -> int:
+    """Delete inbox rows older than ``older_than`` (at most ``limit``); returns how many.
+
+    Keep them longer than the producers' streams keep events (7 days): an inbox row is
+    what makes a redelivered or replayed event a no-op.
+    """
+    return await _delete_where(session, table, table.c.received_at < func.now() - older_than, limit)
+
+
+async def _delete_where(
+    session: AsyncSession, table: Table, condition: Any, limit: int | None
+) -> int:
+    if limit is None:
+        statement = delete(table).where(condition)
+    else:
+        # One batch by physical row id: short transactions and locks on large tables.
+        ctid = literal_column("ctid")
+        batch = select(ctid).select_from(table).where(condition).limit(limit)
+        statement = delete(table).where(ctid == any_(func.array(batch.scalar_subquery())))
+    result = await session.execute(statement)
+    return result.rowcount or 0  # type: ignore[attr-defined]
