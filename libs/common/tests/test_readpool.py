@@ -114,3 +114,20 @@ async def test_a_failing_query_on_a_healthy_connection_is_not_run_twice(schema, 
     with psycopg.connect(database_admin_url(), autocommit=True) as conn:
         (attempts,) = conn.execute(f"SELECT last_value FROM {schema}.attempts").fetchone()
     assert attempts == 1
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+async def test_statements_are_prepared_unless_turned_off(prepared):
+    reads = ReadPool(database_admin_url(), max_size=1, prepared_statements=prepared)
+    await reads.open()
+    try:
+        query = compile_query("again", select(bindparam("n", type_=Integer) + 1))
+        for n in range(8):  # psycopg prepares a statement on its 5th execution
+            assert await reads.fetch(query, {"n": n}) == [(n + 1,)]
+        held = compile_query(
+            "held", select(text("count(*) FROM pg_prepared_statements WHERE NOT from_sql"))
+        )
+        [(count,)] = await reads.fetch(held)
+    finally:
+        await reads.close()
+    assert (count >= 1) if prepared else (count == 0)

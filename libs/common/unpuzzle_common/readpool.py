@@ -121,10 +121,15 @@ class ReadPool:
         max_size: int,
         application_name: str = "",
         timeout: float = 10.0,
+        prepared_statements: bool = True,
     ) -> None:
+        """``prepared_statements=False`` for a pooler that cannot hold them (PgBouncer in
+        transaction mode before 1.21, or without ``max_prepared_statements``)."""
         self.application_name = application_name
         self._max_size = max(1, max_size)
         kwargs: dict[str, Any] = {"autocommit": True}
+        if not prepared_statements:
+            kwargs["prepare_threshold"] = None
         if application_name:
             kwargs["application_name"] = application_name
         self._pool = AsyncConnectionPool(

@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None, *, token_verifier: TokenVerifie
                 settings.database_url,
                 max_size=settings.db_pool_size,
                 application_name=f"{settings.service_name}-reads",
+                prepared_statements=settings.db_prepared_statements,
             )
             await reader.open()
             runtime.closers.append(reader.close)

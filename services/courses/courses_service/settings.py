@@ -20,6 +20,9 @@ class Settings(ServiceSettings):
     catalog_cache_ttl: int = 60
     #: Seconds a cached course document lives (writes invalidate it at once anyway).
     course_cache_ttl: int = 300
+    #: The catalog's read pool prepares its statements (off for a pooler that cannot hold
+    #: them: PgBouncer in transaction mode without ``max_prepared_statements``).
+    db_prepared_statements: bool = True
     #: After a Redis failure, seconds during which Redis is not tried again.
     cache_retry_after: float = 5.0
 
