@@ -196,10 +196,17 @@ async def test_worker_applies_consumed_events_and_relays_usage(ctx, settings):
             await asyncio.sleep(0.1)
         else:
             raise AssertionError("the enrollment never reached the read model")
-        async with ctx.sessions() as session:
-            assert await session.scalar(
-                select(outbox.c.published_at).where(outbox.c.type == "ai.usage.recorded.v1")
-            )
+        # The relay marks the row after the PubAck, so possibly after the message above
+        # already arrived.
+        for _ in range(100):
+            async with ctx.sessions() as session:
+                if await session.scalar(
+                    select(outbox.c.published_at).where(outbox.c.type == "ai.usage.recorded.v1")
+                ):
+                    break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the relay never marked the usage event published")
     finally:
         stop.set()
         await asyncio.wait_for(worker, timeout=15)
