@@ -22,12 +22,14 @@ import importlib
 import importlib.util
 import inspect
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+import event_samples
 import pytest
+import regenerate
+import regenerate_events
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -39,22 +41,6 @@ from unpuzzle_common.events import (
     EventRouter,
     parse_data,
 )
-
-HERE = Path(__file__).resolve().parent
-
-
-def _load(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"contract_{name}", HERE / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-regenerate = _load("regenerate")
-regenerate_events = _load("regenerate_events")
-event_samples = _load("event_samples")
 
 SERVICES_DIR = regenerate.SERVICES_DIR
 MAX_DIFF_LINES = 150

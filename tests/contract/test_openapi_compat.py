@@ -9,33 +9,15 @@ version; the history walk finds a break committed under the same version.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+import regenerate
 
-
-def _load_regenerate() -> ModuleType:
-    """regenerate.py, loaded by path once (it is a script, not a package module)."""
-    name = "contract_regenerate"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("regenerate.py")
-        )
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-regenerate = _load_regenerate()
 compat = regenerate.compat
 
 Doc = dict[str, Any]

@@ -12,31 +12,12 @@ from __future__ import annotations
 
 import copy
 import difflib
-import importlib.util
 import json
 import socket
-import sys
-from pathlib import Path
-from types import ModuleType
 
 import pytest
+import regenerate
 
-
-def _load_regenerate() -> ModuleType:
-    """regenerate.py, loaded by path once (it is a script, not a package module)."""
-    name = "contract_regenerate"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("regenerate.py")
-        )
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-regenerate = _load_regenerate()
 compat = regenerate.compat
 
 MAX_DIFF_LINES = 150
