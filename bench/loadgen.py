@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from bench.http1 import encode_request, read_answer
 from bench.progress import log
 from bench.stats import Distribution
 
@@ -343,45 +344,9 @@ def _raw_request(
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
-    host = parts.netloc
-    lines = [f"{request.method} {path} HTTP/1.1", f"Host: {host}"]
-    for name, value in {**request.headers, **(headers or {})}.items():
-        lines.append(f"{name}: {value}")
-    if body is not None:
-        lines.append(f"Content-Length: {len(body)}")
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode()
-    return head + (body or b"")
-
-
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
-    """Read one HTTP/1.1 response; return (status, whether the connection stays open)."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    length: int | None = None
-    chunked = False
-    keep_alive = True
-    for raw in head.split(b"\r\n")[1:]:
-        name, _, value = raw.partition(b":")
-        key = name.strip().lower()
-        if key == b"content-length":
-            length = int(value.strip())
-        elif key == b"transfer-encoding" and b"chunked" in value.lower():
-            chunked = True
-        elif key == b"connection" and value.strip().lower() == b"close":
-            keep_alive = False
-    if chunked:
-        while True:
-            size_line = await reader.readuntil(b"\r\n")
-            size = int(size_line.split(b";", 1)[0].strip(), 16)
-            await reader.readexactly(size + 2)
-            if size == 0:
-                break
-    elif length is not None:
-        await reader.readexactly(length)
-    else:
-        await reader.read()  # until close
-        keep_alive = False
-    return status, keep_alive
+    return encode_request(
+        request.method, path, parts.netloc, {**request.headers, **(headers or {})}, body
+    )
 
 
 def _payloads(request: Request) -> Iterator[bytes]:
@@ -428,14 +393,14 @@ async def _run_asyncio(
                     reader, writer = await asyncio.wait_for(
                         asyncio.open_connection(host, port), request_timeout
                     )
-                t0 = time.perf_counter_ns()
+                t0 = time.perf_counter()
                 writer.write(next(rotation))
                 async with asyncio.timeout(request_timeout):
-                    status, keep = await _read_response(reader)  # type: ignore[arg-type]
-                latencies.append((time.perf_counter_ns() - t0) / 1e6)
-                if not 200 <= status < 300:
+                    answer = await read_answer(reader, t0)  # type: ignore[arg-type]
+                latencies.append(answer.ms)
+                if not 200 <= answer.status < 300:
                     counters["non_2xx"] += 1
-                if not keep:
+                if not answer.keep_alive:
                     writer.close()
                     writer = None
             except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):

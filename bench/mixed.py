@@ -51,11 +51,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
 from bench.accounts import Account, sign_up
+from bench.http1 import Answer, Connection
 from bench.phase import PhaseResult, Row
 from bench.procmem import PeakWatch, cmdline, listening_pids, service_processes
 from bench.progress import log, warn
@@ -63,6 +64,7 @@ from bench.stack import Stack
 from bench.stackenv import (
     LogWatch,
     explain_errors,
+    gather_limited,
     request_retrying,
     require_own_stack,
     seed_catalog,
@@ -70,7 +72,7 @@ from bench.stackenv import (
 )
 from bench.stats import Distribution, ms
 from bench.textgen import TextGen
-from bench.tutor import _make_course
+from bench.tutor import make_course, new_session
 
 PHASE = "mixed"
 API = "/api/v1"
@@ -144,107 +146,15 @@ class MixedOptions:
 # -- the client -------------------------------------------------------------------------
 
 
-@dataclass
-class Answer:
-    status: int
-    body: bytes
-    first_byte_ms: float
-    ms: float
-
-
-class Connection:
-    """One keep-alive HTTP/1.1 connection to the gateway; times each answer."""
-
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
-        self.netloc = parts.netloc
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            with contextlib.suppress(OSError):
-                await self.writer.wait_closed()
-        self.reader = self.writer = None
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        token: str | None = None,
-        body: bytes | None = None,
-        sse: bool = False,
-    ) -> Answer:
-        """Send one request, read the whole answer. Raises on a network error or timeout
-        (the connection is then closed; the next request opens a new one)."""
-        try:
-            async with asyncio.timeout(REQUEST_TIMEOUT):
-                return await self._request(method, path, token, body, sse)
-        except BaseException:
-            await self.close()
-            raise
-
-    async def _request(
-        self, method: str, path: str, token: str | None, body: bytes | None, sse: bool
-    ) -> Answer:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(
-                self.host, self.port, limit=1 << 20
-            )
-        assert self.reader is not None
-        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.netloc}"]
-        if token:
-            lines.append(f"Authorization: Bearer {token}")
-        if sse:
-            lines.append("Accept: text/event-stream")
-        if body is not None:
-            lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
-        elif method == "POST":
-            lines.append("Content-Length: 0")
-        t0 = time.perf_counter()
-        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b""))
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        status = int(head[9:12])
-        length: int | None = None
-        chunked = False
-        close = False
-        for raw in head.split(b"\r\n")[1:]:
-            name, _, value = raw.partition(b":")
-            key = name.strip().lower()
-            if key == b"content-length":
-                length = int(value.strip())
-            elif key == b"transfer-encoding" and b"chunked" in value.lower():
-                chunked = True
-            elif key == b"connection" and value.strip().lower() == b"close":
-                close = True
-        first: float | None = None
-        payload = bytearray()
-        if chunked:
-            while True:
-                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0].strip(), 16)
-                data = await self.reader.readexactly(size + 2)
-                if size == 0:
-                    break
-                if first is None:
-                    first = time.perf_counter()
-                payload += data[:-2]
-        elif length is not None:
-            payload += await self.reader.readexactly(length)
-        else:
-            payload += await self.reader.read()
-            close = True
-        end = time.perf_counter()
-        if close:
-            await self.close()
-        return Answer(
-            status=status,
-            body=bytes(payload),
-            first_byte_ms=((first or end) - t0) * 1000,
-            ms=(end - t0) * 1000,
-        )
+def _headers(token: str | None, body: bytes | None, sse: bool) -> dict[str, str]:
+    headers = {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if sse:
+        headers["Accept"] = "text/event-stream"
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    return headers
 
 
 # -- who does what ------------------------------------------------------------------------
@@ -397,7 +307,9 @@ async def _send(
 ) -> Answer | None:
     started = time.perf_counter()
     try:
-        answer = await user.conn.request(method, path, token=token, body=body, sse=sse)
+        answer = await user.conn.request(
+            method, path, headers=_headers(token, body, sse), body=body
+        )
     except TimeoutError:
         ctx.record(route, started, None, signed_in=token is not None, failure="timeout")
         return None
@@ -629,42 +541,8 @@ def _title_words(courses: list[dict[str, Any]]) -> list[str]:
     return sorted(words)
 
 
-async def _gather_limited(n: int, coroutines: list[Any]) -> list[Any]:
-    gate = asyncio.Semaphore(n)
-
-    async def one(coroutine: Any) -> Any:
-        async with gate:
-            return await coroutine
-
-    return list(await asyncio.gather(*(one(c) for c in coroutines)))
-
-
 def _lesson_ids(course: dict[str, Any]) -> list[str]:
     return [lesson["id"] for section in course["sections"] for lesson in section["lessons"]]
-
-
-async def _session(
-    client: httpx.AsyncClient, gw: str, student: Student, course_id: str, lesson_id: str
-) -> str:
-    """A chat session on one lesson; 403/404 until the ai service has heard of both."""
-    deadline = time.monotonic() + 60
-    while True:
-        response = await request_retrying(
-            client,
-            "POST",
-            f"{gw}{API}/ai/sessions",
-            phase=PHASE,
-            json={"course_id": course_id, "lesson_id": lesson_id, "session_type": "chat"},
-            headers={"Authorization": f"Bearer {student.token}"},
-        )
-        if response.status_code == 201:
-            return str(response.json()["id"])
-        if response.status_code in (403, 404) and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-            continue
-        raise RuntimeError(
-            f"POST {API}/ai/sessions answered {response.status_code}: {response.text[:300]}"
-        )
 
 
 async def _set_up(
@@ -685,7 +563,7 @@ async def _set_up(
     facts["seed"] = {k: v for k, v in seeded.items() if k != "output"}
     async with httpx.AsyncClient(timeout=30.0) as client:
         instructor = await sign_up(client, stack.auth_url, "mixed-instructor", role="instructor")
-        tutor_course = await _make_course(client, gw, instructor)
+        tutor_course = await make_course(client, gw, instructor)
         log(PHASE, "tutor course made", course_id=tutor_course)
         started = time.perf_counter()
         gate = asyncio.Semaphore(4)  # argon2 at the production cost: a few at a time
@@ -713,7 +591,7 @@ async def _set_up(
             response.raise_for_status()
             return course_id, _lesson_ids(response.json())
 
-        free = dict(await _gather_limited(8, [lessons_of(c) for c in free_ids]))
+        free = dict(await gather_limited(8, [lessons_of(c) for c in free_ids]))
         free = {c: lessons for c, lessons in free.items() if lessons}
         tutor_lessons = free.get(tutor_course, [])
         seeded_free = [c for c in free if c != tutor_course]
@@ -743,7 +621,7 @@ async def _set_up(
                     )
                 s.enrolled[course_id] = free[course_id]
 
-        await _gather_limited(8, [enroll_first(i, s) for i, s in enumerate(students)])
+        await gather_limited(8, [enroll_first(i, s) for i, s in enumerate(students)])
         # The ai service learns the course and the enrollments from events: wait for them
         # (and for the seed's, when this phase seeded), then one session per student.
         facts["settle_seconds"] = await settle(
@@ -752,9 +630,11 @@ async def _set_up(
 
         async def open_session(i: int, s: Student) -> None:
             lesson = tutor_lessons[i % len(tutor_lessons)]
-            s.session_id = await _session(client, gw, s, tutor_course, lesson)
+            s.session_id = await new_session(
+                client, gw, s.token, tutor_course, lesson_id=lesson, phase=PHASE
+            )
 
-        await _gather_limited(8, [open_session(i, s) for i, s in enumerate(students)])
+        await gather_limited(8, [open_session(i, s) for i, s in enumerate(students)])
         log(PHASE, "every student has a tutor session")
 
     n = len(courses)
@@ -844,7 +724,7 @@ async def run(
             index=i,
             rng=random.Random(f"mixed-user:{i}"),
             student=ctx.students[i % len(ctx.students)],
-            conn=Connection(stack.gateway_url),
+            conn=Connection(stack.gateway_url, timeout=REQUEST_TIMEOUT),
         )
         for i in range(opts.users)
     ]

@@ -40,6 +40,7 @@ from bench.stack import Stack
 from bench.stackenv import (
     LogWatch,
     explain_errors,
+    gather_limited,
     request_retrying,
     require_own_stack,
     seed_catalog,
@@ -85,16 +86,6 @@ async def paid_course_ids(gateway_url: str, count: int) -> list[str]:
             if not cursor:
                 break
     return ids[:count]
-
-
-async def _gather_limited(n: int, coroutines: list[Any]) -> list[Any]:
-    gate = asyncio.Semaphore(n)
-
-    async def one(coroutine: Any) -> Any:
-        async with gate:
-            return await coroutine
-
-    return list(await asyncio.gather(*(one(c) for c in coroutines)))
 
 
 async def _create_intent(client: httpx.AsyncClient, url: str, p: Purchase) -> None:
@@ -184,7 +175,7 @@ async def run(
     async with httpx.AsyncClient(timeout=30.0, limits=limits) as client:
         started = time.perf_counter()
         try:
-            await _gather_limited(8, [_create_intent(client, gw, p) for p in plan])
+            await gather_limited(8, [_create_intent(client, gw, p) for p in plan])
         except RuntimeError as exc:
             raise RuntimeError(f"{exc}; logs: {setup_logs.problems()}") from exc
         intents_s = time.perf_counter() - started
@@ -197,7 +188,7 @@ async def run(
             if p.intent.get("status") != "succeeded":
                 raise RuntimeError(f"intent {p.provider_id}: {p.intent.get('status')}")
 
-        await _gather_limited(8, [confirm(p) for p in plan])
+        await gather_limited(8, [confirm(p) for p in plan])
     finally:
         await stripe.aclose()
 

@@ -5,6 +5,8 @@
   really uses (``env`` prints the registry's; the stack may run on free ports).
 - :func:`seed_catalog`: ``python -m courses_service seed`` into the stack's database
   (idempotent: a larger ``--courses`` adds the difference).
+- :func:`gather_limited`: the set-up calls a phase makes through the stack, a few at a
+  time.
 - :func:`settle`: wait until the events the stack's services produced are consumed
   (outboxes published, every durable consumer on the stack's streams caught up), so
   background work (indexing, read models) does not run during a measurement.
@@ -391,3 +393,14 @@ async def request_retrying(
             warn(phase, f"{method} {url} answered {response.status_code}; retrying")
         await asyncio.sleep(min(4.0, 0.5 * 2**attempt))
     raise AssertionError("unreachable")
+
+
+async def gather_limited(n: int, coroutines: list[Any]) -> list[Any]:
+    """Await ``coroutines`` with at most ``n`` running at once; their results in order."""
+    gate = asyncio.Semaphore(n)
+
+    async def one(coroutine: Any) -> Any:
+        async with gate:
+            return await coroutine
+
+    return list(await asyncio.gather(*(one(c) for c in coroutines)))

@@ -28,13 +28,13 @@ import random
 import time
 import uuid
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import psycopg
 from psycopg import sql
 
 from bench.accounts import Account, sign_up
+from bench.http1 import Connection
 from bench.phase import PhaseResult, Row, verdict
 from bench.procmem import PeakWatch, service_processes
 from bench.progress import Ticker, log, warn
@@ -66,7 +66,7 @@ def new_result() -> PhaseResult:
 # -- streaming ----------------------------------------------------------------------------------
 
 
-async def _make_course(client: httpx.AsyncClient, gw: str, instructor: Account) -> str:
+async def make_course(client: httpx.AsyncClient, gw: str, instructor: Account) -> str:
     """A free published course with three lessons of generated text; its id."""
     text = TextGen(seed=11)
     auth = {"Authorization": f"Bearer {instructor.access_token}"}
@@ -98,19 +98,30 @@ async def _make_course(client: httpx.AsyncClient, gw: str, instructor: Account) 
     return str(course["id"])
 
 
-async def _new_session(
-    client: httpx.AsyncClient, gw: str, student: Account, course_id: str, within: float = 60.0
+async def new_session(
+    client: httpx.AsyncClient,
+    gw: str,
+    token: str,
+    course_id: str,
+    *,
+    lesson_id: str | None = None,
+    phase: str = PHASE,
+    within: float = 60.0,
 ) -> str:
-    """A chat session on the course; 403/404 until the ai service has heard of both."""
+    """A chat session on the course (on one lesson when given); 403/404 until the ai
+    service has heard of both."""
+    body = {"course_id": course_id, "session_type": "chat"}
+    if lesson_id is not None:
+        body["lesson_id"] = lesson_id
     deadline = time.monotonic() + within
     while True:
         response = await request_retrying(
             client,
             "POST",
             gw + "/api/v1/ai/sessions",
-            phase=PHASE,
-            json={"course_id": course_id, "session_type": "chat"},
-            headers={"Authorization": f"Bearer {student.access_token}"},
+            phase=phase,
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
         )
         if response.status_code == 201:
             return str(response.json()["id"])
@@ -122,69 +133,24 @@ async def _new_session(
         )
 
 
-class SseClient:
-    """One keep-alive HTTP/1.1 connection; times the parts of a streamed answer."""
-
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
-        self.netloc = parts.netloc
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            with contextlib.suppress(OSError):
-                await self.writer.wait_closed()
-        self.reader = self.writer = None
-
-    async def ask(self, path: str, token: str, body: bytes) -> dict[str, Any]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        assert self.reader is not None
-        head = (
-            f"POST {path} HTTP/1.1\r\nHost: {self.netloc}\r\n"
-            f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
-            f"Accept: text/event-stream\r\nContent-Length: {len(body)}\r\n\r\n"
-        ).encode()
-        t0 = time.perf_counter()
-        self.writer.write(head + body)
-        raw = await self.reader.readuntil(b"\r\n\r\n")
-        t_headers = time.perf_counter()
-        status = int(raw[9:12])
-        headers = {}
-        for line in raw.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            headers[name.strip().lower()] = value.strip().lower()
-        t_first: float | None = None
-        payload = bytearray()
-        if b"chunked" in headers.get(b"transfer-encoding", b""):
-            while True:
-                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0].strip(), 16)
-                data = await self.reader.readexactly(size + 2)
-                if size == 0:
-                    break
-                if t_first is None:
-                    t_first = time.perf_counter()
-                payload += data[:-2]
-        else:
-            length = int(headers.get(b"content-length", b"0"))
-            payload += await self.reader.readexactly(length)
-            t_first = time.perf_counter()
-        t_end = time.perf_counter()
-        if headers.get(b"connection") == b"close":
-            await self.close()
-        text = payload.decode(errors="replace")
-        return {
-            "status": status,
-            "headers_ms": (t_headers - t0) * 1000,
-            "first_byte_ms": ((t_first or t_end) - t0) * 1000,
-            "end_ms": (t_end - t0) * 1000,
-            "ok": status == 200 and "event: done" in text and "event: error" not in text,
-            "tokens": text.count("event: token"),
-            "first": text[:80],
-        }
+async def _ask(conn: Connection, path: str, token: str, body: bytes) -> dict[str, Any]:
+    """One streamed answer: when its headers, its first token and its end arrived."""
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/json",
+        "Accept": "text/event-stream",
+    }
+    answer = await conn.request("POST", path, headers=headers, body=body)
+    text = answer.body.decode(errors="replace")
+    return {
+        "status": answer.status,
+        "headers_ms": answer.headers_ms,
+        "first_byte_ms": answer.first_byte_ms,
+        "end_ms": answer.ms,
+        "ok": answer.status == 200 and "event: done" in text and "event: error" not in text,
+        "tokens": text.count("event: token"),
+        "first": text[:80],
+    }
 
 
 async def run_stream(
@@ -196,7 +162,7 @@ async def run_stream(
     async with httpx.AsyncClient(timeout=30.0) as client:
         instructor = await sign_up(client, stack.auth_url, "tutor-instructor", role="instructor")
         student = await sign_up(client, stack.auth_url, "tutor-student")
-        course_id = await _make_course(client, gw, instructor)
+        course_id = await make_course(client, gw, instructor)
         enrolled = await request_retrying(
             client,
             "POST",
@@ -207,11 +173,11 @@ async def run_stream(
         if enrolled.status_code not in (200, 201):
             raise RuntimeError(f"enroll answered {enrolled.status_code}: {enrolled.text[:300]}")
         await settle(stack, admin_url=admin_url, nats_url=nats_url, phase=PHASE, within=60)
-        session = await _new_session(client, gw, student, course_id)
+        session = await new_session(client, gw, student.access_token, course_id)
         log(PHASE, "the ai service knows the course and the enrollment", course_id=course_id)
 
         questions = TextGen(seed=5)
-        sse = SseClient(gw)
+        sse = Connection(gw)
         watch = PeakWatch(
             service_processes(services=["ai"], ports=stack.ports, gateway_port=stack.gateway_port)
         )
@@ -220,7 +186,8 @@ async def run_stream(
         logs = LogWatch(stack, ("ai-api",))
         try:
             for _ in range(3):  # warm-up: connections, prepared statements
-                await sse.ask(
+                await _ask(
+                    sse,
                     f"/api/v1/ai/sessions/{session}/messages",
                     student.access_token,
                     json.dumps({"content": questions.question()}).encode(),
@@ -228,8 +195,9 @@ async def run_stream(
             ticker = Ticker(PHASE, f"streamed answers ({messages})", messages)
             for i in range(messages):
                 if i % MESSAGES_PER_SESSION == 0:
-                    session = await _new_session(client, gw, student, course_id)
-                sample = await sse.ask(
+                    session = await new_session(client, gw, student.access_token, course_id)
+                sample = await _ask(
+                    sse,
                     f"/api/v1/ai/sessions/{session}/messages",
                     student.access_token,
                     json.dumps({"content": questions.question()}).encode(),
