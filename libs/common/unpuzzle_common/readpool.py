@@ -63,8 +63,8 @@ class CompiledQuery:
         a forgotten value must never run as NULL (a visibility rule comparing with NULL
         would quietly change who sees what).
         """
-        given = set(values or ())
-        unknown = given - set(self.defaults)
+        given = (values or {}).keys()
+        unknown = given - self.defaults.keys()
         missing = self.required - given
         if unknown or missing:
             raise KeyError(

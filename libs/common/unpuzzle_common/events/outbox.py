@@ -151,7 +151,7 @@ async def add_event(
 
 
 async def prune_published(
-    session: AsyncSession, table: Table, *, older_than: timedelta, limit: int | None = None
+    session: AsyncSession, table: Table, *, older_than: timedelta, limit: int
 ) -> int:
     """Delete outbox rows published more than ``older_than`` ago (at most ``limit`` of
     them); returns how many. Unpublished rows are never deleted, however old."""
@@ -162,7 +162,7 @@ async def prune_published(
 
 
 async def prune_inbox(
-    session: AsyncSession, table: Table, *, older_than: timedelta, limit: int | None = None
+    session: AsyncSession, table: Table, *, older_than: timedelta, limit: int
 ) -> int:
     """Delete inbox rows older than ``older_than`` (at most ``limit``); returns how many.
 
@@ -172,15 +172,11 @@ async def prune_inbox(
     return await _delete_where(session, table, table.c.received_at < func.now() - older_than, limit)
 
 
-async def _delete_where(
-    session: AsyncSession, table: Table, condition: Any, limit: int | None
-) -> int:
-    if limit is None:
-        statement = delete(table).where(condition)
-    else:
-        # One batch by physical row id: short transactions and locks on large tables.
-        ctid = literal_column("ctid")
-        batch = select(ctid).select_from(table).where(condition).limit(limit)
-        statement = delete(table).where(ctid == any_(func.array(batch.scalar_subquery())))
+async def _delete_where(session: AsyncSession, table: Table, condition: Any, limit: int) -> int:
+    """Delete up to ``limit`` rows matching ``condition``, picked by physical row id: one
+    short transaction per batch, however large the table."""
+    ctid = literal_column("ctid")
+    batch = select(ctid).select_from(table).where(condition).limit(limit)
+    statement = delete(table).where(ctid == any_(func.array(batch.scalar_subquery())))
     result = await session.execute(statement)
     return result.rowcount or 0  # type: ignore[attr-defined]
